@@ -1,0 +1,110 @@
+// Tests for the sampler: greedy ties, the exact candidate sets of top-k/top-p/min-p, seeded
+// reproducibility, and empirical frequencies against the expected distribution.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <vector>
+
+#include "engine/sampling/sampler.hpp"
+
+using namespace troupe::engine;
+
+namespace {
+
+std::vector<double> frequencies(sampler& s, const std::vector<float>& logits, int draws) {
+  std::vector<double> f(logits.size(), 0.0);
+  for (int i = 0; i < draws; ++i) f[s.sample(logits)] += 1.0 / draws;
+  return f;
+}
+
+std::vector<double> softmax(const std::vector<float>& logits, double t) {
+  std::vector<double> p(logits.size());
+  double m = *std::max_element(logits.begin(), logits.end()), sum = 0;
+  for (size_t i = 0; i < p.size(); ++i) sum += p[i] = std::exp((logits[i] - m) / t);
+  for (auto& x : p) x /= sum;
+  return p;
+}
+
+}  // namespace
+
+TEST_CASE("greedy picks the first of equal maxima") {
+  sampler s(sampling_params{.temperature = 0.0f}, 1);
+  std::vector<float> l{0.5f, 2.0f, -1.0f, 2.0f};
+  CHECK(s.sample(l) == 1);
+  CHECK(argmax(l) == 1);
+}
+
+TEST_CASE("temperature sampling follows softmax(logits / T)") {
+  std::vector<float> l{1.0f, 2.0f, 0.0f, 3.0f, -1.0f};
+  for (float t : {0.5f, 1.0f, 2.0f}) {
+    sampler s(sampling_params{.temperature = t}, 7);
+    auto f = frequencies(s, l, 200000);
+    auto p = softmax(l, t);
+    for (size_t i = 0; i < l.size(); ++i) {
+      double sd = std::sqrt(p[i] * (1 - p[i]) / 200000);
+      CHECK(std::abs(f[i] - p[i]) < 5 * sd + 1e-9);
+    }
+  }
+}
+
+TEST_CASE("top-k keeps exactly the k most likely tokens, renormalised") {
+  std::vector<float> l{1.0f, 2.0f, 0.0f, 3.0f, -1.0f};
+  sampler s(sampling_params{.temperature = 1.0f, .top_k = 2}, 3);
+  auto f = frequencies(s, l, 100000);
+  CHECK(f[0] == 0.0);
+  CHECK(f[2] == 0.0);
+  CHECK(f[4] == 0.0);
+  double p3 = std::exp(3.0) / (std::exp(3.0) + std::exp(2.0));
+  CHECK(std::abs(f[3] - p3) < 0.01);
+  sampler one(sampling_params{.temperature = 1.0f, .top_k = 1}, 3);
+  for (int i = 0; i < 100; ++i) CHECK(one.sample(l) == 3);
+}
+
+TEST_CASE("top-p keeps the smallest prefix reaching p") {
+  // probabilities 0.5, 0.25, 0.125, 0.125 (logits are log-probabilities)
+  std::vector<float> l{std::log(0.125f), std::log(0.5f), std::log(0.25f), std::log(0.125f)};
+  sampler s(sampling_params{.temperature = 1.0f, .top_p = 0.7f}, 5);
+  s.sample(l);
+  auto p = s.last_probs();
+  CHECK(p[0] == 0.0f);
+  CHECK(p[3] == 0.0f);
+  CHECK(p[1] == Approx(2.0 / 3));
+  CHECK(p[2] == Approx(1.0 / 3));
+  auto f = frequencies(s, l, 60000);
+  CHECK(f[0] == 0.0);
+  CHECK(f[3] == 0.0);
+  CHECK(std::abs(f[1] - 2.0 / 3) < 0.015);
+}
+
+TEST_CASE("min-p drops tokens below min_p times the top probability") {
+  std::vector<float> l{std::log(0.5f), std::log(0.3f), std::log(0.15f), std::log(0.05f)};
+  sampler s(sampling_params{.temperature = 1.0f, .min_p = 0.4f}, 9);
+  s.sample(l);
+  auto p = s.last_probs();
+  CHECK(p[2] == 0.0f);  // 0.15 < 0.4 * 0.5
+  CHECK(p[3] == 0.0f);
+  CHECK(p[0] == Approx(0.5 / 0.8));
+}
+
+TEST_CASE("the same seed gives the same tokens; another seed differs") {
+  std::vector<float> l(50);
+  for (size_t i = 0; i < l.size(); ++i) l[i] = float(std::sin(i * 1.7));
+  auto run = [&](uint64_t seed) {
+    sampler s(sampling_params{.temperature = 1.0f, .seed = seed}, 0);
+    std::vector<int32_t> out;
+    for (int i = 0; i < 64; ++i) out.push_back(s.sample(l));
+    return out;
+  };
+  CHECK(run(42) == run(42));
+  CHECK(run(42) != run(43));
+}
+
+TEST_CASE("parameters out of range are named") {
+  CHECK(validate(sampling_params{}));
+  auto e = validate(sampling_params{.temperature = -1.0f});
+  REQUIRE_FALSE(e);
+  CHECK(e.error().message.find("temperature") != std::string::npos);
+  CHECK_FALSE(validate(sampling_params{.top_p = 0.0f}));
+  CHECK_FALSE(validate(sampling_params{.top_k = -2}));
+  CHECK_FALSE(validate(sampling_params{.min_p = 1.5f}));
+}
