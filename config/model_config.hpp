@@ -58,7 +58,7 @@ struct tokenizer_settings {
   std::string unk_token;
   std::string pad_token;
   std::string chat_template;  ///< empty: the model has none
-  int64_t model_max_length = 0;
+  int64_t model_max_length = 0;  ///< 0: unknown or unlimited (Hugging Face writes 1e30)
 };
 
 /// Reads and validates DIR/config.json plus DIR/generation_config.json when present.
