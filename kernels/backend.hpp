@@ -1,0 +1,97 @@
+// The backend interface: the only boundary between the model code and the hardware it runs on.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string_view>
+
+#include "kernels/tensor.hpp"
+
+namespace troupe::kernels {
+
+/// Where each sequence of a batch sits in the flattened token rows and in the paged KV cache.
+/// Sequence s owns token rows [query_start_loc[s], query_start_loc[s + 1]); it has seq_lens[s]
+/// tokens of context in all (cached prefix plus the new rows), so its new row j has position
+/// seq_lens[s] - query_len + j. Its keys and values live in the blocks block_tables[s][*].
+struct attention_batch {
+  index_tensor query_start_loc;  ///< [num_seqs + 1], cumulative
+  index_tensor seq_lens;         ///< [num_seqs]
+  index_tensor block_tables;     ///< [num_seqs, max_blocks_per_seq]; padding entries are never read
+  int32_t max_query_len = 0;     ///< host-known bounds, for launch sizes on GPUs
+  int32_t max_seq_len = 0;
+  int32_t sliding_window = 0;    ///< 0: full causal attention; else a query at p sees keys > p - window
+  float scale = 1.0f;            ///< softmax scale, usually 1 / sqrt(head_dim)
+};
+
+/// A compute backend. It owns its memory: tensors it returns live in its address space (host memory
+/// for the CPU backend, device memory for a GPU one) and are only read or written by its ops, or
+/// through the explicit copies below. Ops may run asynchronously; copy_to_host and synchronize wait.
+///
+/// Shapes, all row-major: activations are [tokens, features]; a weight of a linear layer is
+/// [out_features, in_features] as in PyTorch; a KV cache layer is
+/// [num_blocks, block_size, num_kv_heads, head_dim] and slot s is row s of its
+/// [num_blocks * block_size, num_kv_heads, head_dim] view.
+class backend {
+ public:
+  virtual ~backend() = default;
+
+  /// A short name for logs ("cpu", "cuda:0").
+  virtual std::string_view name() const = 0;
+  /// The element type in which this backend computes activations (and keeps the KV cache).
+  virtual dtype compute_type() const = 0;
+
+  // Memory.
+
+  /// An uninitialised activation buffer of the compute type.
+  virtual tensor alloc(shape dims) = 0;
+  /// A zero-filled buffer of the compute type (KV caches).
+  virtual tensor alloc_zeroed(shape dims) = 0;
+  /// Makes a weight usable by the ops from host memory of element type `type`. The host memory must
+  /// outlive the returned tensor when the backend can use it in place (the CPU backend does so for
+  /// aligned float32 data: zero copy); otherwise the data is converted and copied.
+  virtual tensor upload_weight(dtype type, const void* host, shape dims) = 0;
+  /// Copies host indices into a new index buffer of the given shape (numel must match).
+  virtual index_tensor upload_indices(std::span<const int32_t> host, shape dims) = 0;
+  /// Copies host float32 values into dst (of dst.numel() elements).
+  virtual void copy_to_device(std::span<const float> host, tensor& dst) = 0;
+  /// Copies src into host float32 memory of src.numel() elements; waits for pending work.
+  virtual void copy_to_host(const tensor& src, std::span<float> host) = 0;
+  /// Waits until every op issued so far has finished.
+  virtual void synchronize() = 0;
+
+  // Ops. Outputs are preallocated by the caller and never alias inputs unless stated.
+
+  /// out[t] = table[ids[t]]; table [vocab, hidden], out [tokens, hidden]. Ids must be in range.
+  virtual void embedding(const tensor& table, const index_tensor& ids, tensor& out) = 0;
+  /// out[t] = x[t] / sqrt(mean(x[t]^2) + eps) * weight.
+  virtual void rms_norm(const tensor& x, const tensor& weight, float eps, tensor& out) = 0;
+  /// residual += x, then out = rms_norm(residual): the pre-norm of the next sub-layer.
+  virtual void add_rms_norm(const tensor& x, tensor& residual, const tensor& weight, float eps,
+                            tensor& out) = 0;
+  /// out = x · weightᵀ (+ bias): x [tokens, in], weight [out, in], bias [out] or empty, out [tokens, out].
+  virtual void matmul(const tensor& x, const tensor& weight, const tensor* bias, tensor& out) = 0;
+  /// Rotates q [tokens, heads, head_dim] in place and k [tokens, kv_heads, head_dim] (in place) by
+  /// angle positions[t] * inv_freq[i] (rotate-half layout as Hugging Face Llama; inv_freq has
+  /// head_dim / 2 entries), then writes the rotated k and v into the caches at slot_mapping[t]
+  /// (a negative slot skips the write).
+  virtual void rope_write_kv(tensor& q, tensor& k, const tensor& v, const index_tensor& positions,
+                             const tensor& inv_freq, const index_tensor& slot_mapping,
+                             tensor& k_cache, tensor& v_cache) = 0;
+  /// Causal attention of q [tokens, heads, head_dim] over the paged caches (which already hold the
+  /// new keys and values) for every sequence of the batch; grouped-query when kv_heads < heads.
+  /// out [tokens, heads, head_dim].
+  virtual void paged_attention(const tensor& q, const tensor& k_cache, const tensor& v_cache,
+                               const attention_batch& batch, tensor& out) = 0;
+  /// out = silu(gate) * up, elementwise.
+  virtual void silu_and_mul(const tensor& gate, const tensor& up, tensor& out) = 0;
+  /// out = a + b, elementwise (out may alias a or b).
+  virtual void add(const tensor& a, const tensor& b, tensor& out) = 0;
+  /// out[i] = x[rows[i]]: x [tokens, features], out [rows.numel(), features].
+  virtual void gather_rows(const tensor& x, const index_tensor& rows, tensor& out) = 0;
+};
+
+/// The float32 CPU reference backend (kernels/cpu/). `threads` 0: use every core.
+std::unique_ptr<backend> make_cpu_backend(int threads = 0);
+
+}  // namespace troupe::kernels
