@@ -1,0 +1,251 @@
+// The Llama-family forward pass: embedding, pre-norm attention and SwiGLU blocks, final norm, logits.
+#include "engine/model/llama_model.hpp"
+
+#include <cmath>
+
+#include "engine/model/random_weights.hpp"
+#include "engine/model/weight_check.hpp"
+#include "engine/model/weight_store.hpp"
+#include "engine/model/rope.hpp"
+
+namespace troupe::engine {
+
+using kernels::tensor;
+
+expected<void> check_model_shape(config::model_config& cfg) {
+  if (cfg.head_dim == 0 && cfg.num_attention_heads > 0)
+    cfg.head_dim = cfg.hidden_size / cfg.num_attention_heads;
+  if (cfg.hidden_size <= 0 || cfg.intermediate_size <= 0 || cfg.num_hidden_layers <= 0 ||
+      cfg.num_attention_heads <= 0 || cfg.num_key_value_heads <= 0 || cfg.head_dim <= 0 ||
+      cfg.vocab_size <= 0 || cfg.max_position_embeddings <= 0)
+    return make_error("model shape: every size must be positive (hidden ", cfg.hidden_size,
+                      ", intermediate ", cfg.intermediate_size, ", layers ", cfg.num_hidden_layers,
+                      ", heads ", cfg.num_attention_heads, ", kv heads ", cfg.num_key_value_heads,
+                      ", head_dim ", cfg.head_dim, ", vocab ", cfg.vocab_size, ")");
+  if (cfg.num_attention_heads % cfg.num_key_value_heads != 0)
+    return make_error("model shape: num_attention_heads ", cfg.num_attention_heads,
+                      " is not a multiple of num_key_value_heads ", cfg.num_key_value_heads);
+  if (cfg.head_dim % 2 != 0) return make_error("model shape: head_dim ", cfg.head_dim, " is odd");
+  if (cfg.vocab_size > INT32_MAX || cfg.max_position_embeddings > INT32_MAX)
+    return make_error("model shape: vocabulary or context too large for 32-bit ids");
+  return {};
+}
+
+llama_model::llama_model(const config::model_config& cfg, kernels::backend& be) : cfg_(cfg), be_(be) {}
+
+expected<std::unique_ptr<llama_model>> llama_model::build(const config::model_config& cfg,
+                                                          kernels::backend& be,
+                                                          const weight_getter& get,
+                                                          std::shared_ptr<const void> keep_alive) {
+  config::model_config checked = cfg;
+  if (auto ok = check_model_shape(checked); !ok) return ok.error();
+  std::unique_ptr<llama_model> model(new llama_model(checked, be));
+  model->keep_alive_ = std::move(keep_alive);
+  if (auto ok = model->upload(get); !ok) return ok.error();
+  return model;
+}
+
+expected<void> llama_model::upload(const weight_getter& get) {
+  std::string failed;
+  auto fetch = [&](const std::string& name, const std::vector<int64_t>& dims) -> tensor {
+    if (!failed.empty()) return {};
+    auto w = get(name, dims);
+    if (!w) {
+      failed = w.error().message;
+      return {};
+    }
+    kernels::shape s = dims.size() == 1 ? kernels::shape{dims[0]} : kernels::shape{dims[0], dims[1]};
+    return be_.upload_weight(w->type, w->data, s);
+  };
+  const int64_t hidden = cfg_.hidden_size, inter = cfg_.intermediate_size;
+  const int64_t q_out = cfg_.num_attention_heads * cfg_.head_dim;
+  const int64_t kv_out = cfg_.num_key_value_heads * cfg_.head_dim;
+  embed_ = fetch("model.embed_tokens.weight", {cfg_.vocab_size, hidden});
+  for (int64_t l = 0; l < cfg_.num_hidden_layers; ++l) {
+    std::string p = "model.layers." + std::to_string(l) + ".";
+    layer_weights w;
+    w.input_norm = fetch(p + "input_layernorm.weight", {hidden});
+    w.q = fetch(p + "self_attn.q_proj.weight", {q_out, hidden});
+    w.k = fetch(p + "self_attn.k_proj.weight", {kv_out, hidden});
+    w.v = fetch(p + "self_attn.v_proj.weight", {kv_out, hidden});
+    if (cfg_.qkv_bias) {
+      w.q_bias = fetch(p + "self_attn.q_proj.bias", {q_out});
+      w.k_bias = fetch(p + "self_attn.k_proj.bias", {kv_out});
+      w.v_bias = fetch(p + "self_attn.v_proj.bias", {kv_out});
+    }
+    w.o = fetch(p + "self_attn.o_proj.weight", {hidden, q_out});
+    if (cfg_.o_bias) w.o_bias = fetch(p + "self_attn.o_proj.bias", {hidden});
+    w.post_norm = fetch(p + "post_attention_layernorm.weight", {hidden});
+    w.gate = fetch(p + "mlp.gate_proj.weight", {inter, hidden});
+    w.up = fetch(p + "mlp.up_proj.weight", {inter, hidden});
+    w.down = fetch(p + "mlp.down_proj.weight", {hidden, inter});
+    layers_.push_back(std::move(w));
+  }
+  final_norm_ = fetch("model.norm.weight", {hidden});
+  lm_head_ = cfg_.tie_word_embeddings ? embed_ : fetch("lm_head.weight", {cfg_.vocab_size, hidden});
+  if (!failed.empty()) return error{failed};
+  std::vector<float> freq = rope_inv_freq(cfg_);
+  inv_freq_ = be_.alloc(kernels::shape{static_cast<int64_t>(freq.size())});
+  be_.copy_to_device(freq, inv_freq_);
+  return {};
+}
+
+expected<std::unique_ptr<llama_model>> llama_model::random(const config::model_config& cfg,
+                                                           uint64_t seed, kernels::backend& be) {
+  config::model_config checked = cfg;
+  if (auto ok = check_model_shape(checked); !ok) return ok.error();
+  auto weights = std::make_shared<const random_weights>(checked, seed);
+  auto get = [&weights](const std::string& name, const std::vector<int64_t>&) -> expected<host_weight> {
+    const std::vector<float>* values = weights->find(name);
+    if (values == nullptr) return make_error("random weights: no tensor ", name);
+    return host_weight{kernels::dtype::f32, values->data()};
+  };
+  return build(checked, be, get, weights);
+}
+
+expected<std::unique_ptr<llama_model>> llama_model::load(const std::filesystem::path& dir,
+                                                         kernels::backend& be) {
+  auto cfg = config::load_model_config(dir);
+  if (!cfg) return cfg.error();
+  auto store = weight_store::open(dir);
+  if (!store) return store.error();
+  if (auto ok = check_weights(*cfg, **store); !ok) return ok.error();
+  std::shared_ptr<const weight_store> weights(std::move(*store));
+  auto get = [&weights](const std::string& name, const std::vector<int64_t>& shape) -> expected<host_weight> {
+    auto t = weights->get(name, shape);
+    if (!t) return t.error();
+    return host_weight{(*t)->type, (*t)->data};
+  };
+  return build(*cfg, be, get, weights);
+}
+
+kv_cache_shape llama_model::cache_shape(int64_t num_blocks, int64_t block_size) const {
+  return kv_cache_shape{cfg_.num_hidden_layers, num_blocks, block_size, cfg_.num_key_value_heads,
+                        cfg_.head_dim};
+}
+
+std::unique_ptr<kv_cache> llama_model::make_kv_cache(int64_t num_blocks, int64_t block_size) {
+  return std::make_unique<kv_cache>(be_, cache_shape(num_blocks, block_size));
+}
+
+std::unique_ptr<kv_cache> llama_model::make_kv_cache_for_tokens(int64_t tokens, int64_t block_size) {
+  return make_kv_cache(std::max<int64_t>(1, (tokens + block_size - 1) / block_size), block_size);
+}
+
+// Activation buffers of one step, sized by its token count.
+struct llama_model::step_buffers {
+  tensor residual, x, q, k, v, attn, h, gate, up, act;
+};
+
+expected<void> llama_model::check_input(const step_input& in, const kv_cache& cache) const {
+  const int32_t tokens = in.num_tokens(), seqs = in.num_seqs();
+  const auto& shape = cache.shape();
+  if (shape.num_layers != cfg_.num_hidden_layers || shape.num_kv_heads != cfg_.num_key_value_heads ||
+      shape.head_dim != cfg_.head_dim)
+    return make_error("step: the KV cache was made for another model shape");
+  if (in.positions.size() != in.token_ids.size() || in.slot_mapping.size() != in.token_ids.size())
+    return make_error("step: token_ids, positions and slot_mapping differ in length");
+  if (in.query_start_loc.size() != static_cast<size_t>(seqs) + 1 || in.max_blocks_per_seq <= 0 ||
+      in.block_tables.size() != static_cast<size_t>(seqs) * static_cast<size_t>(in.max_blocks_per_seq))
+    return make_error("step: query_start_loc, seq_lens and block_tables disagree on the batch size");
+  if (seqs == 0 || in.query_start_loc[0] != 0 || in.query_start_loc[static_cast<size_t>(seqs)] != tokens)
+    return make_error("step: query_start_loc must run from 0 to the token count");
+  const int64_t num_slots = shape.num_blocks * shape.block_size;
+  for (int32_t t = 0; t < tokens; ++t) {
+    int32_t id = in.token_ids[static_cast<size_t>(t)], pos = in.positions[static_cast<size_t>(t)];
+    if (id < 0 || id >= cfg_.vocab_size)
+      return make_error("step: token id ", id, " is outside the vocabulary of ", cfg_.vocab_size);
+    if (pos < 0 || pos >= cfg_.max_position_embeddings)
+      return make_error("step: position ", pos, " is outside [0, ", cfg_.max_position_embeddings, ")");
+    if (in.slot_mapping[static_cast<size_t>(t)] >= num_slots)
+      return make_error("step: slot ", in.slot_mapping[static_cast<size_t>(t)], " is outside the cache");
+  }
+  for (int32_t s = 0; s < seqs; ++s) {
+    int32_t q_len = in.query_start_loc[static_cast<size_t>(s) + 1] - in.query_start_loc[static_cast<size_t>(s)];
+    int32_t len = in.seq_lens[static_cast<size_t>(s)];
+    if (q_len < 0 || len < q_len || len > int64_t{in.max_blocks_per_seq} * shape.block_size)
+      return make_error("step: sequence ", s, " has ", q_len, " new tokens and length ", len,
+                        ", which its block table cannot hold");
+    for (int64_t b = 0; b * shape.block_size < len; ++b) {
+      int32_t block = in.block_tables[static_cast<size_t>(s * in.max_blocks_per_seq + b)];
+      if (block < 0 || block >= shape.num_blocks)
+        return make_error("step: sequence ", s, " uses block ", block, " outside the cache");
+    }
+  }
+  for (int32_t r : in.logits_indices)
+    if (r < 0 || r >= tokens) return make_error("step: logits index ", r, " is not a token row");
+  return {};
+}
+
+void llama_model::run_layer(int64_t layer, step_buffers& buf, const kernels::attention_batch& batch,
+                            kv_cache& cache, bool first) {
+  const layer_weights& w = layers_[static_cast<size_t>(layer)];
+  const float eps = static_cast<float>(cfg_.rms_norm_eps);
+  if (first)
+    be_.rms_norm(buf.residual, w.input_norm, eps, buf.x);
+  else
+    be_.add_rms_norm(buf.h, buf.residual, w.input_norm, eps, buf.x);
+  be_.matmul(buf.x, w.q, cfg_.qkv_bias ? &w.q_bias : nullptr, buf.q);
+  be_.matmul(buf.x, w.k, cfg_.qkv_bias ? &w.k_bias : nullptr, buf.k);
+  be_.matmul(buf.x, w.v, cfg_.qkv_bias ? &w.v_bias : nullptr, buf.v);
+  be_.rope_write_kv(buf.q, buf.k, buf.v, positions_, inv_freq_, slot_mapping_, cache.keys(layer),
+                    cache.values(layer));
+  be_.paged_attention(buf.q, cache.keys(layer), cache.values(layer), batch, buf.attn);
+  be_.matmul(buf.attn, w.o, cfg_.o_bias ? &w.o_bias : nullptr, buf.h);
+  be_.add_rms_norm(buf.h, buf.residual, w.post_norm, eps, buf.x);
+  be_.matmul(buf.x, w.gate, nullptr, buf.gate);
+  be_.matmul(buf.x, w.up, nullptr, buf.up);
+  be_.silu_and_mul(buf.gate, buf.up, buf.act);
+  be_.matmul(buf.act, w.down, nullptr, buf.h);
+}
+
+expected<std::vector<float>> llama_model::forward(const step_input& in, kv_cache& cache) {
+  if (auto ok = check_input(in, cache); !ok) return ok.error();
+  const int64_t tokens = in.num_tokens(), seqs = in.num_seqs();
+  const int64_t hidden = cfg_.hidden_size, inter = cfg_.intermediate_size, dim = cfg_.head_dim;
+  if (tokens == 0) return std::vector<float>{};
+
+  auto ids = be_.upload_indices(in.token_ids, kernels::shape{tokens});
+  positions_ = be_.upload_indices(in.positions, kernels::shape{tokens});
+  slot_mapping_ = be_.upload_indices(in.slot_mapping, kernels::shape{tokens});
+  kernels::attention_batch batch;
+  batch.query_start_loc = be_.upload_indices(in.query_start_loc, kernels::shape{seqs + 1});
+  batch.seq_lens = be_.upload_indices(in.seq_lens, kernels::shape{seqs});
+  batch.block_tables = be_.upload_indices(in.block_tables, kernels::shape{seqs, in.max_blocks_per_seq});
+  for (int64_t s = 0; s < seqs; ++s) {
+    auto su = static_cast<size_t>(s);
+    batch.max_query_len = std::max(batch.max_query_len, in.query_start_loc[su + 1] - in.query_start_loc[su]);
+    batch.max_seq_len = std::max(batch.max_seq_len, in.seq_lens[su]);
+  }
+  batch.sliding_window = static_cast<int32_t>(cfg_.sliding_window);
+  batch.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(dim)));
+
+  step_buffers buf;
+  buf.residual = be_.alloc({tokens, hidden});
+  buf.x = be_.alloc({tokens, hidden});
+  buf.h = be_.alloc({tokens, hidden});
+  buf.q = be_.alloc({tokens, cfg_.num_attention_heads, dim});
+  buf.attn = be_.alloc({tokens, cfg_.num_attention_heads, dim});
+  buf.k = be_.alloc({tokens, cfg_.num_key_value_heads, dim});
+  buf.v = be_.alloc({tokens, cfg_.num_key_value_heads, dim});
+  buf.gate = be_.alloc({tokens, inter});
+  buf.up = be_.alloc({tokens, inter});
+  buf.act = be_.alloc({tokens, inter});
+
+  be_.embedding(embed_, ids, buf.residual);
+  for (int64_t l = 0; l < cfg_.num_hidden_layers; ++l) run_layer(l, buf, batch, cache, l == 0);
+  be_.add_rms_norm(buf.h, buf.residual, final_norm_, static_cast<float>(cfg_.rms_norm_eps), buf.x);
+
+  const auto rows = static_cast<int64_t>(in.logits_indices.size());
+  std::vector<float> logits(static_cast<size_t>(rows * cfg_.vocab_size));
+  if (rows == 0) return logits;
+  auto picked_rows = be_.upload_indices(in.logits_indices, kernels::shape{rows});
+  tensor picked = be_.alloc({rows, hidden});
+  be_.gather_rows(buf.x, picked_rows, picked);
+  tensor out = be_.alloc({rows, cfg_.vocab_size});
+  be_.matmul(picked, lm_head_, nullptr, out);
+  be_.copy_to_host(out, logits);
+  return logits;
+}
+
+}  // namespace troupe::engine

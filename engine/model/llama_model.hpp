@@ -1,0 +1,84 @@
+// The Llama-family forward pass (Llama 2/3, Mistral, Qwen2) over a paged KV cache, on any backend.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/error.hpp"
+#include "config/model_config.hpp"
+#include "engine/model/kv_cache.hpp"
+#include "engine/model/step_input.hpp"
+#include "kernels/backend.hpp"
+
+namespace troupe::engine {
+
+/// A decoder-only Llama-family model whose weights live in a backend. Not thread-safe: one caller
+/// runs forward at a time.
+class llama_model {
+ public:
+  /// Loads DIR/config.json and the safetensors weights of DIR (checked against the config).
+  static expected<std::unique_ptr<llama_model>> load(const std::filesystem::path& dir,
+                                                     kernels::backend& be);
+  /// A model of the config's shape with seeded random weights (see random_weights).
+  static expected<std::unique_ptr<llama_model>> random(const config::model_config& cfg,
+                                                       uint64_t seed, kernels::backend& be);
+
+  const config::model_config& config() const { return cfg_; }
+  kernels::backend& backend() { return be_; }
+
+  /// The KV cache shape this model needs for num_blocks blocks of block_size tokens.
+  kv_cache_shape cache_shape(int64_t num_blocks, int64_t block_size = 16) const;
+  /// A KV cache of num_blocks blocks.
+  std::unique_ptr<kv_cache> make_kv_cache(int64_t num_blocks, int64_t block_size = 16);
+  /// A KV cache with room for at least `tokens` tokens (of one or several sequences).
+  std::unique_ptr<kv_cache> make_kv_cache_for_tokens(int64_t tokens, int64_t block_size = 16);
+
+  /// Runs one step: appends the step's keys and values to the cache and returns the logits of the
+  /// rows in input.logits_indices, [logits_indices.size() x vocab_size], row-major. Errors on
+  /// inconsistent input (ids out of the vocabulary, slots or blocks outside the cache, ...).
+  expected<std::vector<float>> forward(const step_input& input, kv_cache& cache);
+
+  /// A weight as the model reads it from host memory: element type, data, shape.
+  struct host_weight {
+    kernels::dtype type = kernels::dtype::f32;
+    const void* data = nullptr;
+  };
+  /// Finds a weight by Hugging Face name and expected shape.
+  using weight_getter =
+      std::function<expected<host_weight>(const std::string& name, const std::vector<int64_t>& shape)>;
+
+  /// Builds a model from any weight source; `keep_alive` owns the host memory the getter points into
+  /// (the backend may use it in place).
+  static expected<std::unique_ptr<llama_model>> build(const config::model_config& cfg,
+                                                      kernels::backend& be, const weight_getter& get,
+                                                      std::shared_ptr<const void> keep_alive);
+
+ private:
+  struct layer_weights {
+    kernels::tensor input_norm, q, k, v, q_bias, k_bias, v_bias, o, o_bias, post_norm, gate, up, down;
+  };
+  struct step_buffers;
+
+  llama_model(const config::model_config& cfg, kernels::backend& be);
+  expected<void> upload(const weight_getter& get);
+  expected<void> check_input(const step_input& input, const kv_cache& cache) const;
+  void run_layer(int64_t layer, step_buffers& buf, const kernels::attention_batch& batch,
+                 kv_cache& cache, bool first);
+
+  config::model_config cfg_;
+  kernels::backend& be_;
+  std::shared_ptr<const void> keep_alive_;
+  kernels::tensor embed_, final_norm_, lm_head_, inv_freq_;
+  kernels::index_tensor positions_, slot_mapping_;  // of the step being run
+  std::vector<layer_weights> layers_;
+};
+
+/// Fills in derived fields (head_dim from hidden / heads when 0) and checks that the shape makes
+/// sense for the forward pass (positive sizes, heads divisible by KV heads, even head_dim).
+expected<void> check_model_shape(config::model_config& cfg);
+
+}  // namespace troupe::engine
