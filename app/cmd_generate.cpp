@@ -1,8 +1,91 @@
-// TEMPORARY placeholder while the generate command is written (replaced before the issue is done).
+// `troupe generate`: continues a prompt with a model on the CPU backend and prints the text (or JSON).
+#include <cstdio>
+#include <string>
+#include <thread>
+
 #include "app/commands.hpp"
+#include "app/json_out.hpp"
+#include "engine/generation/generate.hpp"
+#include "kernels/cpu/cpu_backend.hpp"
 
 namespace troupe::app {
 
-void add_generate_command(CLI::App& app) { app.add_subcommand("generate", "(being written)"); }
+namespace {
+
+struct generate_args {
+  std::string model = TROUPE_DEFAULT_MODEL;
+  std::string prompt;
+  int64_t max_tokens = 64;
+  float temperature = 1.0f;
+  float top_p = 1.0f;
+  int32_t top_k = 0;
+  float min_p = 0.0f;
+  int64_t seed = -1;
+  bool ignore_eos = false;
+  bool json = false;
+  int threads = 0;
+};
+
+int run_generate(const generate_args& a) {
+  const int threads = a.threads > 0 ? a.threads : int(std::max(1u, std::thread::hardware_concurrency()));
+  kernels::cpu::cpu_backend backend(threads);
+  auto model = engine::llama_model::load(a.model, backend);
+  if (!model) {
+    std::fprintf(stderr, "troupe: cannot load the model: %s\n", model.error().message.c_str());
+    return 1;
+  }
+  auto tok = engine::tokenizer::load(a.model);
+  if (!tok) {
+    std::fprintf(stderr, "troupe: cannot load the tokenizer: %s\n", tok.error().message.c_str());
+    return 1;
+  }
+  engine::generate_options opt;
+  opt.max_tokens = a.max_tokens;
+  opt.ignore_eos = a.ignore_eos;
+  opt.sampling = {.temperature = a.temperature, .top_p = a.top_p, .top_k = a.top_k, .min_p = a.min_p};
+  if (a.seed >= 0) opt.sampling.seed = uint64_t(a.seed);
+  if (!a.json) {
+    opt.on_text = [](std::string_view piece) {
+      std::fwrite(piece.data(), 1, piece.size(), stdout);
+      std::fflush(stdout);
+    };
+  }
+  auto result = engine::generate(**model, *tok, a.prompt, opt);
+  if (!result) {
+    std::fprintf(stderr, "troupe: %s\n", result.error().message.c_str());
+    return 1;
+  }
+  if (a.json) {
+    std::printf("{\"prompt_ids\":%s,\"output_ids\":%s,\"text\":%s,\"finish_reason\":%s}\n",
+                json_ids(result->prompt_ids).c_str(), json_ids(result->output_ids).c_str(),
+                json_string(result->text).c_str(), json_string(result->finish_reason).c_str());
+  } else {
+    std::printf("\n");
+  }
+  return 0;
+}
+
+}  // namespace
+
+void add_generate_command(CLI::App& app) {
+  auto args = std::make_shared<generate_args>();
+  auto* cmd = app.add_subcommand("generate", "Continue a prompt with a model and print the text");
+  cmd->add_option("--model", args->model, "Hugging Face model folder")->capture_default_str();
+  cmd->add_option("--prompt", args->prompt, "The text to continue")->required();
+  cmd->add_option("--max-tokens", args->max_tokens, "Most tokens to generate")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd->add_option("--temperature", args->temperature, "0 is greedy")->capture_default_str();
+  cmd->add_option("--top-p", args->top_p, "Nucleus sampling mass in (0, 1]")->capture_default_str();
+  cmd->add_option("--top-k", args->top_k, "Keep the k most likely tokens (0: all)")->capture_default_str();
+  cmd->add_option("--min-p", args->min_p, "Drop tokens below min_p x the top probability")
+      ->capture_default_str();
+  cmd->add_option("--seed", args->seed, "Seed for sampling (same seed, same text)");
+  cmd->add_flag("--ignore-eos", args->ignore_eos, "Keep generating past end-of-sequence tokens");
+  cmd->add_flag("--json", args->json, "Print one JSON object: prompt_ids, output_ids, text, finish_reason");
+  cmd->add_option("--threads", args->threads, "CPU threads (default: all cores)");
+  cmd->callback([args] {
+    if (int rc = run_generate(*args); rc != 0) throw CLI::RuntimeError(rc);
+  });
+}
 
 }  // namespace troupe::app
