@@ -120,7 +120,8 @@ class field_reader {
       double d = double(*e);
       if (std::floor(d) == d && std::fabs(d) < 9.0e18) return int64_t(d);
     }
-    fail(key, std::string("must be an integer, found ") + type_name(e->type()));
+    if (e->is_uint64() || e->is_double()) fail(key, "is not an integer within range");
+    else fail(key, std::string("must be an integer, found ") + type_name(e->type()));
     return std::nullopt;
   }
 

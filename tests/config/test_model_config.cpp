@@ -217,6 +217,11 @@ TEST_CASE("config errors name the file and the field") {
       "intermediate_size": 10, "num_hidden_layers": 1, "num_attention_heads": 8, "vocab_size": 10})"),
       {"num_attention_heads", "must divide hidden_size"});
   has(config_error(llama(R"("vocab_size": 0)")), {"vocab_size", "positive"});
+  has(config_error(llama(R"("vocab_size": 18446744073709551615)")),
+      {"vocab_size", "not an integer within range"});
+  has(config_error(llama(R"("hidden_size": 64.5)")), {"hidden_size", "not an integer"});
+  has(config_error(llama(R"("intermediate_size": 4294967296)")),
+      {"intermediate_size", "implausibly large"});
   has(config_error(llama(R"("head_dim": 7)")), {"head_dim", "even"});
   has(config_error(llama(R"("hidden_act": "gelu")")), {"hidden_act", "gelu"});
   has(config_error(llama(R"("mlp_bias": true)")), {"mlp_bias", "unsupported"});

@@ -241,3 +241,43 @@ TEST_CASE("a single file is preferred over an index, as transformers does") {
   REQUIRE(s);
   CHECK((*s)->find("only") != nullptr);
 }
+
+TEST_CASE("every truncation and many header corruptions give an error or in-bounds views") {
+  temp_dir d;
+  const fs::path path = d.path / "model.safetensors";
+  const std::string good = safetensors_file({{"a", "BF16", {3}, u16_bytes({1, 2, 3})},
+                                             iota_f32("b.weight", {2, 2})});
+  for (size_t n = 0; n < good.size(); ++n) {
+    d.write("model.safetensors", good.substr(0, n));
+    auto s = weight_store::open(d.path);
+    INFO("prefix of " << n << " bytes");
+    REQUIRE_FALSE(s);
+    CHECK_THAT(s.error().message, Catch::Contains("model.safetensors"));
+  }
+  const size_t header_end = 8 + size_t(uint8_t(good[0]));
+  int accepted = 0;
+  for (size_t i = 0; i < header_end; ++i) {
+    for (char c : std::string("0159\"{}[]-,:e \xff")) {
+      std::string bad = good;
+      bad[i] = c;
+      d.write("model.safetensors", bad);
+      auto file = mapped_file::open(path);
+      REQUIRE(file);
+      auto views = read_safetensors(**file);
+      if (!views) {
+        CHECK_THAT(views.error().message, Catch::Contains("model.safetensors"));
+        continue;
+      }
+      ++accepted;
+      const std::byte* begin = (*file)->data() + 8;
+      const std::byte* end = (*file)->data() + (*file)->size();
+      for (const tensor_view& v : *views) {
+        INFO("byte " << i << " set to " << int(c) << ", tensor " << v.name);
+        CHECK(v.data >= begin);
+        CHECK(v.data + v.nbytes <= end);
+        CHECK(uint64_t(v.numel()) * troupe::kernels::dtype_size(v.type) == v.nbytes);
+      }
+    }
+  }
+  CHECK(accepted > 0);  // e.g. changes inside __metadata__ or to a tensor name keep the file valid
+}
