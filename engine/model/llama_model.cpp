@@ -31,7 +31,6 @@ expected<void> check_model_shape(config::model_config& cfg) {
   return {};
 }
 
-llama_model::llama_model(const config::model_config& cfg, kernels::backend& be) : cfg_(cfg), be_(be) {}
 
 expected<std::unique_ptr<llama_model>> llama_model::build(const config::model_config& cfg,
                                                           kernels::backend& be,
@@ -137,6 +136,30 @@ struct llama_model::step_buffers {
   tensor residual, x, q, k, v, attn, h, gate, up, act;
 };
 
+llama_model::llama_model(const config::model_config& cfg, kernels::backend& be) : cfg_(cfg), be_(be) {}
+
+llama_model::~llama_model() = default;
+
+llama_model::step_buffers& llama_model::buffers_for(int64_t tokens) {
+  if (tokens > workspace_tokens_) {
+    const int64_t hidden = cfg_.hidden_size, inter = cfg_.intermediate_size, dim = cfg_.head_dim;
+    workspace_ = std::make_unique<step_buffers>();
+    step_buffers& w = *workspace_;
+    w.residual = be_.alloc({tokens, hidden});
+    w.x = be_.alloc({tokens, hidden});
+    w.h = be_.alloc({tokens, hidden});
+    w.q = be_.alloc({tokens, cfg_.num_attention_heads, dim});
+    w.attn = be_.alloc({tokens, cfg_.num_attention_heads, dim});
+    w.k = be_.alloc({tokens, cfg_.num_key_value_heads, dim});
+    w.v = be_.alloc({tokens, cfg_.num_key_value_heads, dim});
+    w.gate = be_.alloc({tokens, inter});
+    w.up = be_.alloc({tokens, inter});
+    w.act = be_.alloc({tokens, inter});
+    workspace_tokens_ = tokens;
+  }
+  return *workspace_;
+}
+
 expected<void> llama_model::check_input(const step_input& in, const kv_cache& cache) const {
   const int32_t tokens = in.num_tokens(), seqs = in.num_seqs();
   const auto& shape = cache.shape();
@@ -202,7 +225,7 @@ void llama_model::run_layer(int64_t layer, step_buffers& buf, const kernels::att
 expected<std::vector<float>> llama_model::forward(const step_input& in, kv_cache& cache) {
   if (auto ok = check_input(in, cache); !ok) return ok.error();
   const int64_t tokens = in.num_tokens(), seqs = in.num_seqs();
-  const int64_t hidden = cfg_.hidden_size, inter = cfg_.intermediate_size, dim = cfg_.head_dim;
+  const int64_t hidden = cfg_.hidden_size, dim = cfg_.head_dim;
   if (tokens == 0) return std::vector<float>{};
 
   auto ids = be_.upload_indices(in.token_ids, kernels::shape{tokens});
@@ -220,18 +243,11 @@ expected<std::vector<float>> llama_model::forward(const step_input& in, kv_cache
   batch.sliding_window = static_cast<int32_t>(cfg_.sliding_window);
   batch.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(dim)));
 
-  step_buffers buf;
-  buf.residual = be_.alloc({tokens, hidden});
-  buf.x = be_.alloc({tokens, hidden});
-  buf.h = be_.alloc({tokens, hidden});
-  buf.q = be_.alloc({tokens, cfg_.num_attention_heads, dim});
-  buf.attn = be_.alloc({tokens, cfg_.num_attention_heads, dim});
-  buf.k = be_.alloc({tokens, cfg_.num_key_value_heads, dim});
-  buf.v = be_.alloc({tokens, cfg_.num_key_value_heads, dim});
-  buf.gate = be_.alloc({tokens, inter});
-  buf.up = be_.alloc({tokens, inter});
-  buf.act = be_.alloc({tokens, inter});
-
+  step_buffers& all = buffers_for(tokens);
+  step_buffers buf{all.residual.rows(0, tokens), all.x.rows(0, tokens), all.q.rows(0, tokens),
+                   all.k.rows(0, tokens), all.v.rows(0, tokens), all.attn.rows(0, tokens),
+                   all.h.rows(0, tokens), all.gate.rows(0, tokens), all.up.rows(0, tokens),
+                   all.act.rows(0, tokens)};
   be_.embedding(embed_, ids, buf.residual);
   for (int64_t l = 0; l < cfg_.num_hidden_layers; ++l) run_layer(l, buf, batch, cache, l == 0);
   be_.add_rms_norm(buf.h, buf.residual, final_norm_, static_cast<float>(cfg_.rms_norm_eps), buf.x);

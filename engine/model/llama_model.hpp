@@ -27,6 +27,10 @@ class llama_model {
   static expected<std::unique_ptr<llama_model>> random(const config::model_config& cfg,
                                                        uint64_t seed, kernels::backend& be);
 
+  ~llama_model();
+  llama_model(const llama_model&) = delete;
+  llama_model& operator=(const llama_model&) = delete;
+
   const config::model_config& config() const { return cfg_; }
   kernels::backend& backend() { return be_; }
 
@@ -66,6 +70,7 @@ class llama_model {
   llama_model(const config::model_config& cfg, kernels::backend& be);
   expected<void> upload(const weight_getter& get);
   expected<void> check_input(const step_input& input, const kv_cache& cache) const;
+  step_buffers& buffers_for(int64_t tokens);
   void run_layer(int64_t layer, step_buffers& buf, const kernels::attention_batch& batch,
                  kv_cache& cache, bool first);
 
@@ -74,6 +79,8 @@ class llama_model {
   std::shared_ptr<const void> keep_alive_;
   kernels::tensor embed_, final_norm_, lm_head_, inv_freq_;
   kernels::index_tensor positions_, slot_mapping_;  // of the step being run
+  std::unique_ptr<step_buffers> workspace_;         // activations, grown to the largest step
+  int64_t workspace_tokens_ = 0;
   std::vector<layer_weights> layers_;
 };
 
