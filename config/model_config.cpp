@@ -293,6 +293,8 @@ void validate(field_reader& r, model_config& c) {
                         {"num_attention_heads", c.num_attention_heads},
                         {"head_dim", c.head_dim}})
     if (v >= limit) r.fail(key, "is implausibly large: " + std::to_string(v));
+  if (c.num_hidden_layers > 65536)
+    r.fail("num_hidden_layers", "is implausibly large: " + std::to_string(c.num_hidden_layers));
 }
 
 // head_dim: explicit, else hidden_size / num_attention_heads (which must divide).

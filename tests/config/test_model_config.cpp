@@ -222,6 +222,8 @@ TEST_CASE("config errors name the file and the field") {
   has(config_error(llama(R"("hidden_size": 64.5)")), {"hidden_size", "not an integer"});
   has(config_error(llama(R"("intermediate_size": 4294967296)")),
       {"intermediate_size", "implausibly large"});
+  has(config_error(llama(R"("num_hidden_layers": 1000000000000)")),
+      {"num_hidden_layers", "implausibly large"});
   has(config_error(llama(R"("head_dim": 7)")), {"head_dim", "even"});
   has(config_error(llama(R"("hidden_act": "gelu")")), {"hidden_act", "gelu"});
   has(config_error(llama(R"("mlp_bias": true)")), {"mlp_bias", "unsupported"});
