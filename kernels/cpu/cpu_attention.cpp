@@ -32,6 +32,14 @@ float dot(const float* a, const float* b, int64_t n) {
   return s;
 }
 
+// y += w * x, in lanes of eight like dot.
+void axpy(float w, const float* __restrict x, float* __restrict y, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; ++j) y[i + j] += w * x[i + j];
+  for (; i < n; ++i) y[i] += w * x[i];
+}
+
 }  // namespace
 
 void cpu_backend::rope_write_kv(tensor& q, tensor& k, const tensor& v, const index_tensor& positions,
@@ -81,56 +89,58 @@ void cpu_backend::paged_attention(const tensor& q, const tensor& k_cache, const 
   TROUPE_CHECK(qsl[0] == 0 && qsl[num_seqs] == tokens);
   const int64_t group = heads / kv_heads, kv_row = kv_heads * head_dim;
 
-  // The sequence of every token row.
+  // The sequence of every token row, and the cache row offset of every key of every sequence.
   std::vector<int32_t> seq_of(static_cast<size_t>(tokens));
+  std::vector<int64_t> key_base(static_cast<size_t>(num_seqs)), key_rows;
   int32_t longest = 1;
   for (int32_t s = 0; s < num_seqs; ++s) {
-    TROUPE_CHECK(qsl[s] <= qsl[s + 1] && qsl[s + 1] - qsl[s] <= batch.seq_lens.data[s]);
-    TROUPE_CHECK(batch.seq_lens.data[s] <= max_blocks * block_size);
-    longest = std::max(longest, batch.seq_lens.data[s]);
-    for (int64_t b = 0; b * block_size < batch.seq_lens.data[s]; ++b) {
-      int32_t block = batch.block_tables.data[s * max_blocks + b];
+    const int32_t len = batch.seq_lens.data[s];
+    TROUPE_CHECK(qsl[s] <= qsl[s + 1] && qsl[s + 1] - qsl[s] <= len && len <= max_blocks * block_size);
+    longest = std::max(longest, len);
+    key_base[static_cast<size_t>(s)] = static_cast<int64_t>(key_rows.size());
+    for (int64_t p = 0; p < len; ++p) {
+      int32_t block = batch.block_tables.data[s * max_blocks + p / block_size];
       TROUPE_CHECK(block >= 0 && block < k_cache.dims[0]);
+      key_rows.push_back((int64_t{block} * block_size + p % block_size) * kv_row);
     }
     for (int32_t t = qsl[s]; t < qsl[s + 1]; ++t) seq_of[static_cast<size_t>(t)] = s;
   }
 
-  auto rows = [&](int64_t begin, int64_t end) {
-    std::vector<float> scores(static_cast<size_t>(longest));
-    for (int64_t t = begin; t < end; ++t) {
+  // One work item per (token row, head): a softmax over the keys that row may see.
+  auto items = [&](int64_t begin, int64_t end) {
+    std::vector<float> weights(static_cast<size_t>(longest));
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t t = item / heads, h = item % heads;
       const int32_t s = seq_of[static_cast<size_t>(t)];
-      const int32_t* table = batch.block_tables.data + s * max_blocks;
+      const int64_t* rows = key_rows.data() + key_base[static_cast<size_t>(s)];
       const int64_t pos = batch.seq_lens.data[s] - (qsl[s + 1] - qsl[s]) + (t - qsl[s]);
       const int64_t first = batch.sliding_window > 0 ? std::max<int64_t>(0, pos - batch.sliding_window + 1) : 0;
       const int64_t count = pos - first + 1;
-      for (int64_t h = 0; h < heads; ++h) {
-        const float* qh = q.as<float>() + (t * heads + h) * head_dim;
-        const int64_t kv_offset = (h / group) * head_dim;
-        float top = -std::numeric_limits<float>::infinity();
-        for (int64_t j = 0; j < count; ++j) {
-          int64_t p = first + j;
-          int64_t slot = int64_t{table[p / block_size]} * block_size + p % block_size;
-          float sc = dot(qh, k_cache.as<float>() + slot * kv_row + kv_offset, head_dim) * batch.scale;
-          scores[static_cast<size_t>(j)] = sc;
-          top = std::max(top, sc);
-        }
-        float* oh = out.as<float>() + (t * heads + h) * head_dim;
-        std::fill(oh, oh + head_dim, 0.0f);
-        float sum = 0.0f;
-        for (int64_t j = 0; j < count; ++j) {
-          int64_t p = first + j;
-          int64_t slot = int64_t{table[p / block_size]} * block_size + p % block_size;
-          float w = std::exp(scores[static_cast<size_t>(j)] - top);
-          sum += w;
-          const float* vh = v_cache.as<float>() + slot * kv_row + kv_offset;
-          for (int64_t d = 0; d < head_dim; ++d) oh[d] += w * vh[d];
-        }
-        float inv = 1.0f / sum;
-        for (int64_t d = 0; d < head_dim; ++d) oh[d] *= inv;
+      const float* qh = q.as<float>() + (t * heads + h) * head_dim;
+      const float* keys = k_cache.as<float>() + (h / group) * head_dim;
+      const float* values = v_cache.as<float>() + (h / group) * head_dim;
+      float top = -std::numeric_limits<float>::infinity();
+      for (int64_t j = 0; j < count; ++j) {
+        float sc = dot(qh, keys + rows[first + j], head_dim) * batch.scale;
+        weights[static_cast<size_t>(j)] = sc;
+        top = std::max(top, sc);
       }
+      float sum = 0.0f;
+      for (int64_t j = 0; j < count; ++j) {
+        float w = std::exp(weights[static_cast<size_t>(j)] - top);
+        weights[static_cast<size_t>(j)] = w;
+        sum += w;
+      }
+      float* oh = out.as<float>() + (t * heads + h) * head_dim;
+      std::fill(oh, oh + head_dim, 0.0f);
+      for (int64_t j = 0; j < count; ++j) {
+        axpy(weights[static_cast<size_t>(j)], values + rows[first + j], oh, head_dim);
+      }
+      const float inv = 1.0f / sum;
+      for (int64_t d = 0; d < head_dim; ++d) oh[d] *= inv;
     }
   };
-  parallel_for(tokens, threads_, heads * int64_t{longest} * head_dim * 4, rows);
+  parallel_for(tokens * heads, threads_, int64_t{longest} * head_dim * 4, items);
 }
 
 }  // namespace troupe::kernels::cpu
