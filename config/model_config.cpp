@@ -3,7 +3,9 @@
 #include "config/model_config.hpp"
 
 #include <cmath>
+#include <fstream>
 #include <limits>
+#include <sstream>
 
 #include "config/json_fields.hpp"
 
