@@ -76,9 +76,9 @@ void added_matcher::split(std::string_view s, std::vector<text_span>& out) const
     pos = stop;
     const added_token& t = e->token;
     if (t.single_word) {
-      bool start_space = start == 0 || !unicode::is_alphanumeric(last_char(s.substr(0, start)));
+      bool start_space = start == 0 || !unicode::is_word_char(last_char(s.substr(0, start)));
       std::size_t k = stop;
-      bool stop_space = stop == s.size() || !unicode::is_alphanumeric(unicode::next_char(s, k));
+      bool stop_space = stop == s.size() || !unicode::is_word_char(unicode::next_char(s, k));
       if (!start_space || !stop_space) continue;
     }
     if (t.lstrip) start = std::max(space_leftmost_at_end(s.substr(0, start)), start_offset);

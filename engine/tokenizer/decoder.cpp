@@ -144,7 +144,7 @@ void decoder::decode_chain(std::vector<std::string>& tokens) const {
           std::size_t b = i;
           unicode::next_char(t, i);
           if (t.compare(b, i - b, pattern) == 0) {
-            if (k == 0 && prepend && b == 0) continue;
+            if (k == 0 && prepend) continue;  // Hugging Face drops every one in the first token
             out += ' ';
           } else {
             out.append(t, b, i - b);

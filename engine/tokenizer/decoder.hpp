@@ -15,7 +15,7 @@ struct decoder {
   std::string content;  ///< replace: what replaces it; strip: the character to strip
   std::size_t strip_start = 0;
   std::size_t strip_stop = 0;
-  bool prepend = true;  ///< metaspace: whether the first token's leading replacement was added
+  bool prepend = true;  ///< metaspace: drop the replacement characters of the first token
   std::vector<decoder> children;
 
   /// Transforms tokens in place.

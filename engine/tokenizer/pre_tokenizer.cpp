@@ -161,7 +161,7 @@ void pre_tokenizer::apply(std::vector<word>& words) const {
         push_segments(w, merge_segments(std::move(segs), behavior, invert), out);
         break;
       case kind::digits:
-        char_segments(w.text, [](char32_t c) { return c >= '0' && c <= '9'; }, segs);
+        char_segments(w.text, unicode::is_numeric, segs);
         push_segments(w, merge_segments(std::move(segs), individual_digits ? split_behavior::isolated
                                                                            : split_behavior::contiguous,
                                         false),

@@ -18,6 +18,25 @@ pcre2_match_data* thread_match_data() {
   return h.md;
 }
 
+// PCRE2 10.40+ reads \p{Han} as Script_Extensions; Oniguruma means the Script property: say sc:.
+// General categories and binary properties stay as they are.
+std::string script_property(std::string_view name) {
+  std::string_view bare = name;
+  std::string neg;
+  if (!bare.empty() && bare[0] == '^') {
+    neg = "^";
+    bare.remove_prefix(1);
+  }
+  static const char* keep[] = {"Any", "L&", "LC", "Alphabetic", "White_Space", "Uppercase", "Lowercase",
+                               "Letter", "Mark", "Number", "Punctuation", "Symbol", "Separator", "Other",
+                               "Emoji", "Extended_Pictographic", "Ideographic"};
+  bool is_category = bare.size() <= 2;
+  for (const char* k : keep) is_category = is_category || bare == k;
+  if (is_category || bare.find(':') != std::string_view::npos || bare.find('=') != std::string_view::npos)
+    return std::string(name);
+  return neg + "sc:" + std::string(bare);
+}
+
 }  // namespace
 
 std::string onig_to_pcre2(std::string_view p) {
@@ -29,6 +48,18 @@ std::string onig_to_pcre2(std::string_view p) {
     if (c == '\\' && i + 1 < p.size()) {
       char n = p[i + 1];
       ++i;
+      if ((n == 'p' || n == 'P') && i + 1 < p.size() && p[i + 1] == '{') {
+        std::size_t close = p.find('}', i + 2);
+        if (close != std::string_view::npos) {
+          out += c;
+          out += n;
+          out += '{';
+          out += script_property(p.substr(i + 2, close - i - 2));
+          out += '}';
+          i = close;
+          continue;
+        }
+      }
       if (n == 's') {
         out += in_class ? "\\s\\x{85}" : "[\\s\\x{85}]";
       } else if (n == 'S' && !in_class) {

@@ -32,8 +32,12 @@ inline bool is_valid_utf8(std::string_view s) { return find_invalid_utf8(s) == s
 /// Rust's char::is_whitespace (the Unicode White_Space property).
 bool is_whitespace(char32_t c);
 
-/// Rust's char::is_alphanumeric (letters, marks that are alphabetic, and numbers), from utf8proc's tables.
-bool is_alphanumeric(char32_t c);
+/// A word character as Rust's regex `\w` (Alphabetic, marks, decimal digits, connector punctuation,
+/// joiners), from utf8proc's categories plus the Other_Alphabetic symbols (circled and squared letters).
+bool is_word_char(char32_t c);
+
+/// Rust's char::is_numeric (general categories Nd, Nl, No).
+bool is_numeric(char32_t c);
 
 /// Unicode normalisation form C of valid UTF-8 text (utf8proc); returns the text itself when it
 /// cannot change (no byte at or above U+0300's lead byte).

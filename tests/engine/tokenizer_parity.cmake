@@ -1,0 +1,14 @@
+# Tokenizer parity with the official Hugging Face library (npm `tokenizers`): the corpus of
+# tests/tooling/corpus.js through Llama 3, Qwen3, Mistral, stories260k and synthetic variants.
+# Fails (never skips) when node or tests/tooling/node_modules is missing: `make deps` installs them.
+find_program(TROUPE_NODE node)
+if(TROUPE_NODE)
+  add_test(NAME engine/tokenizer_parity
+           COMMAND ${TROUPE_NODE} ${CMAKE_SOURCE_DIR}/tests/tooling/parity.js
+                   --troupe $<TARGET_FILE:troupe> --work ${CMAKE_BINARY_DIR}/tokenizer_parity)
+else()
+  add_test(NAME engine/tokenizer_parity
+           COMMAND ${CMAKE_COMMAND} -E echo "FAIL: node is not installed; run make deps")
+  set_tests_properties(engine/tokenizer_parity PROPERTIES WILL_FAIL FALSE PASS_REGULAR_EXPRESSION "^$")
+endif()
+set_tests_properties(engine/tokenizer_parity PROPERTIES TIMEOUT 600)
