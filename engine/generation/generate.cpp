@@ -17,7 +17,7 @@ expected<generate_result> generate(llama_model& model, const tokenizer& tok, std
 expected<generate_result> generate_from_ids(llama_model& model, const tokenizer& tok,
                                             std::vector<int32_t> prompt_ids,
                                             const generate_options& options) {
-  if (auto ok = validate(options.sampling); !ok) return ok.error();
+  if (auto ok = validate(options.sampling, model.config().vocab_size); !ok) return ok.error();
   if (options.max_tokens < 0) return make_error("max_tokens must be >= 0, got ", options.max_tokens);
   if (prompt_ids.empty()) return make_error("the prompt is empty (no tokens to continue from)");
   const auto& cfg = model.config();
@@ -34,6 +34,7 @@ expected<generate_result> generate_from_ids(llama_model& model, const tokenizer&
   auto cache = model.make_kv_cache_for_tokens(prompt_len + budget);
   sequence_runner runner(model, *cache);
   sampler pick(options.sampling, /*fallback_seed=*/0x7472'6f75'7065ull);
+  pick.set_prompt(prompt_ids);
   incremental_detokenizer detok(tok);
 
   generate_result result;

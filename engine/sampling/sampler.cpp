@@ -1,4 +1,4 @@
-// Greedy and seeded sampling over one row of logits.
+// Greedy and seeded sampling over one row of logits, with bias, penalties and logprobs.
 #include "engine/sampling/sampler.hpp"
 
 #include <algorithm>
@@ -7,7 +7,7 @@
 
 namespace troupe::engine {
 
-expected<void> validate(const sampling_params& p) {
+expected<void> validate(const sampling_params& p, int64_t vocab_size) {
   if (!(p.temperature >= 0.0f) || !std::isfinite(p.temperature))
     return make_error("temperature must be a finite number >= 0, got ", p.temperature);
   if (!(p.top_p > 0.0f && p.top_p <= 1.0f))
@@ -15,6 +15,18 @@ expected<void> validate(const sampling_params& p) {
   if (p.top_k < -1) return make_error("top_k must be -1, 0 (off) or positive, got ", p.top_k);
   if (!(p.min_p >= 0.0f && p.min_p <= 1.0f))
     return make_error("min_p must be in [0, 1], got ", p.min_p);
+  if (!(p.repetition_penalty > 0.0f) || !std::isfinite(p.repetition_penalty))
+    return make_error("repetition_penalty must be > 0, got ", p.repetition_penalty);
+  if (!(p.presence_penalty >= -2.0f && p.presence_penalty <= 2.0f))
+    return make_error("presence_penalty must be in [-2, 2], got ", p.presence_penalty);
+  if (!(p.frequency_penalty >= -2.0f && p.frequency_penalty <= 2.0f))
+    return make_error("frequency_penalty must be in [-2, 2], got ", p.frequency_penalty);
+  for (auto [id, bias] : p.logit_bias) {
+    if (id < 0 || (vocab_size > 0 && id >= vocab_size))
+      return make_error("logit_bias names token ", id, ", outside the vocabulary (size ", vocab_size, ")");
+    if (!(bias >= -100.0f && bias <= 100.0f))
+      return make_error("logit_bias for token ", id, " must be in [-100, 100], got ", bias);
+  }
   return {};
 }
 
@@ -23,12 +35,78 @@ int32_t argmax(std::span<const float> logits) {
   return int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
 }
 
+logprobs_entry compute_logprobs(std::span<const float> logits, int32_t token, int32_t top) {
+  TROUPE_CHECK(!logits.empty() && token >= 0 && size_t(token) < logits.size());
+  const float m = *std::max_element(logits.begin(), logits.end());
+  double sum = 0.0;
+  for (float x : logits) sum += std::exp(double(x) - m);
+  const double log_z = m + std::log(sum);
+  logprobs_entry e;
+  e.chosen = {token, float(logits[token] - log_z)};
+  e.rank = 1;
+  for (size_t i = 0; i < logits.size(); ++i)
+    if (logits[i] > logits[token] || (logits[i] == logits[token] && int32_t(i) < token)) ++e.rank;
+  if (top > 0) {
+    std::vector<int32_t> idx(logits.size());
+    std::iota(idx.begin(), idx.end(), 0);
+    const size_t k = std::min(logits.size(), size_t(top));
+    std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), [&](int32_t a, int32_t b) {
+      return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
+    });
+    for (size_t i = 0; i < k; ++i) e.top.push_back({idx[i], float(logits[idx[i]] - log_z)});
+  }
+  return e;
+}
+
 sampler::sampler(const sampling_params& params, uint64_t fallback_seed)
     : params_(params), rng_(params.seed.value_or(fallback_seed)) {}
 
+void sampler::set_prompt(std::span<const int32_t> prompt) {
+  prompt_tokens_.assign(prompt.begin(), prompt.end());
+  std::sort(prompt_tokens_.begin(), prompt_tokens_.end());
+  prompt_tokens_.erase(std::unique(prompt_tokens_.begin(), prompt_tokens_.end()), prompt_tokens_.end());
+}
+
+void sampler::record(int32_t token) { ++output_counts_[token]; }
+
 double sampler::uniform() { return double(rng_() >> 11) * 0x1.0p-53; }
 
-int32_t sampler::sample(std::span<const float> logits) {
+bool sampler::has_adjustments() const {
+  return !params_.logit_bias.empty() || params_.repetition_penalty != 1.0f ||
+         params_.presence_penalty != 0.0f || params_.frequency_penalty != 0.0f;
+}
+
+std::span<const float> sampler::adjusted(std::span<const float> logits) {
+  if (!has_adjustments()) return logits;
+  work_.assign(logits.begin(), logits.end());
+  const auto n = int64_t(work_.size());
+  for (auto [id, bias] : params_.logit_bias)
+    if (id >= 0 && id < n) work_[id] += bias;
+  if (params_.repetition_penalty != 1.0f) {
+    auto penalise = [&](int32_t id) {
+      if (id < 0 || id >= n) return;
+      float& x = work_[id];
+      x = x > 0.0f ? x / params_.repetition_penalty : x * params_.repetition_penalty;
+    };
+    // Each token once, whether it was seen in the prompt, the output or both.
+    for (int32_t id : prompt_tokens_) penalise(id);
+    for (auto [id, count] : output_counts_)
+      if (!std::binary_search(prompt_tokens_.begin(), prompt_tokens_.end(), id)) penalise(id);
+  }
+  for (auto [id, count] : output_counts_) {
+    if (id < 0 || id >= n) continue;
+    work_[id] -= params_.frequency_penalty * float(count) + params_.presence_penalty;
+  }
+  return work_;
+}
+
+int32_t sampler::sample(std::span<const float> raw) {
+  const int32_t token = draw(adjusted(raw));
+  record(token);
+  return token;
+}
+
+int32_t sampler::draw(std::span<const float> logits) {
   if (params_.temperature == 0.0f) {
     probs_.clear();
     return argmax(logits);

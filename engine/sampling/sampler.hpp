@@ -1,11 +1,13 @@
 // Chooses the next token from a row of logits: greedy, or seeded sampling with temperature, top-k,
-// top-p and min-p.
+// top-p and min-p, after logit bias and repetition/presence/frequency penalties; and logprobs.
 #pragma once
 
 #include <cstdint>
 #include <optional>
 #include <random>
 #include <span>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "config/error.hpp"
@@ -18,35 +20,71 @@ struct sampling_params {
   float top_p = 1.0f;   ///< keep the smallest set of most likely tokens whose probability reaches top_p
   int32_t top_k = 0;    ///< keep the k most likely tokens; 0 or -1 keeps all
   float min_p = 0.0f;   ///< drop tokens less likely than min_p times the most likely one
+  /// Tokens already in the prompt or the output: positive logits divided by it, negative multiplied
+  /// (as Hugging Face and vLLM); 1 is off.
+  float repetition_penalty = 1.0f;
+  float presence_penalty = 0.0f;   ///< subtracted once from every token already generated
+  float frequency_penalty = 0.0f;  ///< subtracted per occurrence of a token already generated
+  std::vector<std::pair<int32_t, float>> logit_bias;  ///< added to the raw logits of these tokens
   std::optional<uint64_t> seed;
 };
 
-/// Checks ranges: temperature >= 0, 0 < top_p <= 1, top_k >= -1, 0 <= min_p <= 1.
-expected<void> validate(const sampling_params& p);
+/// Checks ranges: temperature >= 0, 0 < top_p <= 1, top_k >= -1, 0 <= min_p <= 1,
+/// repetition_penalty > 0, penalties within [-2, 2], bias ids within the vocabulary, biases within
+/// [-100, 100] (OpenAI's ranges). vocab_size 0 skips the id check.
+expected<void> validate(const sampling_params& p, int64_t vocab_size = 0);
 
 /// Index of the largest logit; the lowest index among equals (as torch.argmax).
 int32_t argmax(std::span<const float> logits);
 
-/// One request's sampler. The same parameters and seed give the same tokens for the same logits.
+struct token_logprob {
+  int32_t token = 0;
+  float logprob = 0.0f;
+};
+
+/// The log-probability of `token` under softmax(logits), its rank (1 = most likely) and the `top`
+/// most likely tokens (ties: lower id first). Logprobs are of the model's own distribution, before
+/// bias, penalties and temperature (as vLLM reports them).
+struct logprobs_entry {
+  token_logprob chosen;
+  int64_t rank = 0;
+  std::vector<token_logprob> top;
+};
+logprobs_entry compute_logprobs(std::span<const float> logits, int32_t token, int32_t top);
+
+/// One request's sampler: it owns the request's random stream and the counts that penalties need,
+/// so the same parameters and seed give the same tokens whatever else runs beside the request.
 class sampler {
  public:
   /// `fallback_seed` is used when the parameters carry none.
   sampler(const sampling_params& params, uint64_t fallback_seed);
 
-  /// Picks a token from one row of logits.
+  /// Tells the sampler the prompt (for repetition_penalty).
+  void set_prompt(std::span<const int32_t> prompt);
+  /// Records a token as generated without sampling it (e.g. a request resumed after preemption).
+  void record(int32_t token);
+  /// Picks a token from one row of logits and records it as generated.
   int32_t sample(std::span<const float> logits);
 
   /// The probabilities the last sample() drew from (zero where filtered out); empty when greedy.
   const std::vector<float>& last_probs() const { return probs_; }
+  const sampling_params& params() const { return params_; }
 
  private:
   /// A uniform double in [0, 1) from the 53 high bits of the generator (the same on every platform).
   double uniform();
+  /// Applies logit bias and penalties to a copy of the logits when any is set; returns the row to use.
+  std::span<const float> adjusted(std::span<const float> logits);
+  int32_t draw(std::span<const float> logits);
+  bool has_adjustments() const;
 
   sampling_params params_;
   std::mt19937_64 rng_;
   std::vector<float> probs_;
   std::vector<int32_t> order_;
+  std::vector<float> work_;
+  std::vector<int32_t> prompt_tokens_;               // sorted, unique
+  std::unordered_map<int32_t, int32_t> output_counts_;
 };
 
 }  // namespace troupe::engine

@@ -108,3 +108,80 @@ TEST_CASE("parameters out of range are named") {
   CHECK_FALSE(validate(sampling_params{.top_k = -2}));
   CHECK_FALSE(validate(sampling_params{.min_p = 1.5f}));
 }
+
+namespace {
+
+/// The distribution a sampler with these adjustments draws from (at temperature 1), after the
+/// prompt and the generated tokens it is told about.
+std::vector<float> adjusted_probs(sampling_params p, const std::vector<float>& logits,
+                                  const std::vector<int32_t>& prompt,
+                                  const std::vector<int32_t>& generated) {
+  p.temperature = 1.0f;
+  sampler s(p, 1);
+  s.set_prompt(prompt);
+  for (int32_t t : generated) s.record(t);
+  s.sample(logits);
+  return s.last_probs();
+}
+
+double log_ratio(const std::vector<float>& p, int a, int b) { return std::log(p[a] / p[b]); }
+
+}  // namespace
+
+TEST_CASE("logit bias adds to exactly the named logits") {
+  std::vector<float> l{0.0f, 0.0f, 0.0f, 0.0f};
+  auto p = adjusted_probs(sampling_params{.logit_bias = {{2, 1.5f}, {3, -100.0f}}}, l, {}, {});
+  CHECK(log_ratio(p, 2, 0) == Approx(1.5).margin(1e-5));
+  CHECK(log_ratio(p, 1, 0) == Approx(0.0).margin(1e-6));
+  CHECK(p[3] < 1e-40);
+}
+
+TEST_CASE("presence and frequency penalties subtract per generated token") {
+  std::vector<float> l{1.0f, 1.0f, 1.0f, 1.0f};
+  auto p = adjusted_probs(sampling_params{.presence_penalty = 0.5f, .frequency_penalty = 0.25f}, l,
+                          {1}, {2, 2, 3});
+  // token 2: 0.5 + 2 * 0.25 = 1.0; token 3: 0.5 + 0.25; tokens 0 and 1 (prompt only) untouched
+  CHECK(log_ratio(p, 0, 2) == Approx(1.0).margin(1e-5));
+  CHECK(log_ratio(p, 0, 3) == Approx(0.75).margin(1e-5));
+  CHECK(log_ratio(p, 0, 1) == Approx(0.0).margin(1e-6));
+}
+
+TEST_CASE("repetition penalty divides positive and multiplies negative logits of seen tokens, once") {
+  std::vector<float> l{2.0f, 2.0f, -1.0f, -1.0f, 0.5f};
+  auto p = adjusted_probs(sampling_params{.repetition_penalty = 2.0f}, l, {0, 2}, {0, 0});
+  // token 0 (prompt and output): 2 -> 1, not 0.5; token 2: -1 -> -2; tokens 1, 3, 4 untouched
+  CHECK(log_ratio(p, 1, 0) == Approx(1.0).margin(1e-5));
+  CHECK(log_ratio(p, 3, 2) == Approx(1.0).margin(1e-5));
+  CHECK(log_ratio(p, 1, 4) == Approx(1.5).margin(1e-5));
+}
+
+TEST_CASE("sampled tokens count towards penalties") {
+  std::vector<float> l{5.0f, 0.0f};
+  sampler s(sampling_params{.temperature = 0.0f, .presence_penalty = 2.0f, .frequency_penalty = 2.0f}, 1);
+  CHECK(s.sample(l) == 0);  // 5 vs 0
+  CHECK(s.sample(l) == 0);  // 5 - 4 = 1 vs 0
+  CHECK(s.sample(l) == 1);  // 5 - 6 = -1 vs 0
+}
+
+TEST_CASE("logprobs are log-softmax of the raw logits, with rank and top entries") {
+  std::vector<float> l{1.0f, 3.0f, 2.0f, 3.0f};
+  auto e = compute_logprobs(l, 2, 3);
+  double z = std::log(std::exp(1.0) + 2 * std::exp(3.0) + std::exp(2.0));
+  CHECK(e.chosen.token == 2);
+  CHECK(e.chosen.logprob == Approx(2.0 - z));
+  CHECK(e.rank == 3);
+  REQUIRE(e.top.size() == 3);
+  CHECK(e.top[0].token == 1);
+  CHECK(e.top[1].token == 3);
+  CHECK(e.top[2].token == 2);
+  CHECK(e.top[0].logprob == Approx(3.0 - z));
+}
+
+TEST_CASE("penalty and bias ranges are checked") {
+  CHECK_FALSE(validate(sampling_params{.repetition_penalty = 0.0f}));
+  CHECK_FALSE(validate(sampling_params{.presence_penalty = 2.5f}));
+  CHECK_FALSE(validate(sampling_params{.frequency_penalty = -3.0f}));
+  CHECK_FALSE(validate(sampling_params{.logit_bias = {{5, 1.0f}}}, 4));
+  CHECK_FALSE(validate(sampling_params{.logit_bias = {{1, 101.0f}}}, 4));
+  CHECK(validate(sampling_params{.logit_bias = {{3, -100.0f}}}, 4));
+}
