@@ -95,3 +95,9 @@ function corpus(seed = 20240601, count = 320) {
 }
 
 module.exports = { corpus, specials, fixed };
+
+// `node corpus.js [seed] [count]` prints the corpus as JSON lines (tests/tooling/corpus.jsonl is the default one).
+if (require.main === module) {
+  const [seed, count] = process.argv.slice(2).map(Number);
+  for (const s of corpus(seed || undefined, count || undefined)) process.stdout.write(JSON.stringify(s) + '\n');
+}
