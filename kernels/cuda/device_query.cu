@@ -2,6 +2,7 @@
 #include <cuda_runtime.h>
 
 #include "kernels/device.hpp"
+#include "kernels/tensor.hpp"
 
 namespace troupe::kernels {
 
