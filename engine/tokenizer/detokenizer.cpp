@@ -18,7 +18,9 @@ incremental_detokenizer::incremental_detokenizer(const tokenizer& tok, bool skip
 std::string incremental_detokenizer::push(int32_t id) {
   ids_.push_back(id);
   // A byte-fallback run may still turn into a character (or into U+FFFD per byte): wait for its end.
+  // A token that decodes to nothing (skipped or unknown) does not end a run either.
   if (tok_.is_byte_token(id)) return {};
+  if ((skip_special_ && tok_.is_special(id)) || tok_.id_to_token(id).empty()) return {};
   return emit(false);
 }
 
