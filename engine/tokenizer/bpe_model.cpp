@@ -2,12 +2,38 @@
 // byte fallback and unknown tokens exactly as models::bpe::BPE::merge_word does them.
 #include "engine/tokenizer/bpe_model.hpp"
 
+#include <atomic>
 #include <cstdio>
 #include <queue>
+#include <xxhash.h>
 
 #include "engine/tokenizer/unicode.hpp"
 
 namespace troupe::engine::tok {
+
+namespace {
+
+constexpr std::size_t cache_word_bytes = 48;     // longer words are rare and not cached
+constexpr std::size_t cache_max_entries = 16384;  // then the cache starts over
+
+std::atomic<uint64_t> next_generation{1};
+
+// One thread's cache of word -> ids for the model it used last (a generation number, never reused).
+struct word_cache {
+  uint64_t owner = 0;
+  std::unordered_map<std::string, std::vector<int32_t>, string_hash, std::equal_to<>> map;
+};
+
+word_cache& cache_for(uint64_t generation) {
+  thread_local word_cache cache;
+  if (cache.owner != generation || cache.map.size() >= cache_max_entries) {
+    cache.map.clear();
+    cache.owner = generation;
+  }
+  return cache;
+}
+
+}  // namespace
 
 void merge_table::reserve(std::size_t n) {
   std::size_t cap = 16;
@@ -50,6 +76,19 @@ expected<void> bpe_model::set_merges(const std::vector<std::pair<std::string, st
 }
 
 void bpe_model::finish_setup() {
+  generation_ = next_generation.fetch_add(1);
+  std::size_t cap = 16;
+  while (cap < vocab.size() * 2) cap <<= 1;
+  index_.assign(cap, index_slot{});
+  index_keys_.clear();
+  index_keys_.reserve(vocab.size());
+  for (const auto& [key, id] : vocab) {
+    const uint64_t h = XXH3_64bits(key.data(), key.size());
+    std::size_t i = h & (cap - 1);
+    while (index_[i].entry >= 0) i = (i + 1) & (cap - 1);
+    index_[i] = {h, static_cast<int32_t>(index_keys_.size())};
+    index_keys_.emplace_back(key, id);
+  }
   affixes_ = !continuing_subword_prefix.empty() || !end_of_word_suffix.empty();
   char_ids_.assign(0x10000, -1);
   for (const auto& [tok, id] : vocab) {
@@ -67,15 +106,35 @@ void bpe_model::finish_setup() {
 }
 
 std::optional<int32_t> bpe_model::lookup(std::string_view s) const {
-  auto it = vocab.find(s);
-  if (it == vocab.end()) return std::nullopt;
-  return it->second;
+  if (index_.empty()) {  // during setup
+    auto it = vocab.find(s);
+    if (it == vocab.end()) return std::nullopt;
+    return it->second;
+  }
+  const uint64_t h = XXH3_64bits(s.data(), s.size());
+  const std::size_t mask = index_.size() - 1;
+  for (std::size_t i = h & mask;; i = (i + 1) & mask) {
+    const index_slot& slot = index_[i];
+    if (slot.entry < 0) return std::nullopt;
+    if (slot.hash == h) {
+      const auto& [key, id] = index_keys_[static_cast<std::size_t>(slot.entry)];
+      if (key == s) return id;
+    }
+  }
 }
 
 expected<void> bpe_model::tokenize(std::string_view w, std::vector<int32_t>& out) const {
   if (ignore_merges) {
     if (auto id = lookup(w)) {
       out.push_back(*id);
+      return {};
+    }
+  }
+  word_cache* cache = nullptr;
+  if (w.size() <= cache_word_bytes) {
+    cache = &cache_for(generation_);
+    if (auto it = cache->map.find(w); it != cache->map.end()) {
+      out.insert(out.end(), it->second.begin(), it->second.end());
       return {};
     }
   }
@@ -124,9 +183,10 @@ expected<void> bpe_model::tokenize(std::string_view w, std::vector<int32_t>& out
     pending_unk = *unk_id;
   }
   if (pending_unk >= 0) symbols.push_back(pending_unk);
-  if (symbols.size() <= 48) merge_scan(symbols);
+  if (symbols.size() <= 24) merge_scan(symbols);
   else merge_heap(symbols);
   out.insert(out.end(), symbols.begin(), symbols.end());
+  if (cache != nullptr) cache->map.emplace(std::string(w), std::move(symbols));
   return {};
 }
 
@@ -134,24 +194,29 @@ void bpe_model::merge_scan(std::vector<int32_t>& sym) const {
   constexpr int32_t none = INT32_MAX;
   std::size_t n = sym.size();
   if (n < 2) return;
-  // rank[k] and merged[k] describe the pair (sym[k], sym[k+1]).
-  std::vector<int32_t> rank(n - 1), merged(n - 1);
-  for (std::size_t k = 0; k + 1 < n; ++k)
-    if (!merges.get(sym[k], sym[k + 1], rank[k], merged[k])) rank[k] = none;
+  TROUPE_CHECK(n <= 64);  // callers keep words this short; longer ones use merge_heap
+  // cell k holds symbol k and the pair (symbol k, symbol k+1).
+  struct cell {
+    int32_t sym, rank, merged;
+  } c[64];
+  for (std::size_t k = 0; k < n; ++k) c[k].sym = sym[k];
+  auto pair_at = [&](std::size_t k) {
+    if (k + 1 >= n || !merges.get(c[k].sym, c[k + 1].sym, c[k].rank, c[k].merged)) c[k].rank = none;
+  };
+  for (std::size_t k = 0; k < n; ++k) pair_at(k);
   while (n > 1) {
     std::size_t best = 0;
     for (std::size_t k = 1; k + 1 < n; ++k)
-      if (rank[k] < rank[best]) best = k;
-    if (rank[best] == none) break;
-    sym[best] = merged[best];
-    sym.erase(sym.begin() + static_cast<std::ptrdiff_t>(best) + 1);
-    rank.erase(rank.begin() + static_cast<std::ptrdiff_t>(best));
-    merged.erase(merged.begin() + static_cast<std::ptrdiff_t>(best));
+      if (c[k].rank < c[best].rank) best = k;
+    if (c[best].rank == none) break;
+    c[best].sym = c[best].merged;
+    for (std::size_t k = best + 1; k + 1 < n; ++k) c[k] = c[k + 1];
     --n;
-    if (best > 0 && !merges.get(sym[best - 1], sym[best], rank[best - 1], merged[best - 1]))
-      rank[best - 1] = none;
-    if (best + 1 < n && !merges.get(sym[best], sym[best + 1], rank[best], merged[best])) rank[best] = none;
+    if (best > 0) pair_at(best - 1);
+    pair_at(best);
   }
+  sym.resize(n);
+  for (std::size_t k = 0; k < n; ++k) sym[k] = c[k].sym;
 }
 
 void bpe_model::merge_heap(std::vector<int32_t>& sym) const {

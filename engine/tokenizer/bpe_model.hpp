@@ -82,7 +82,8 @@ struct bpe_model {
   /// Precomputes per-character and byte-fallback lookups; call after vocab is complete.
   void finish_setup();
 
-  /// Appends the ids of one pre-tokenised word (never empty) to out.
+  /// Appends the ids of one pre-tokenised word (never empty) to out. Results for short words are kept in
+  /// a per-thread cache (as Hugging Face keeps a shared one), so repeated words skip the merge loop.
   expected<void> tokenize(std::string_view w, std::vector<int32_t>& out) const;
 
   /// Applies all merges to symbols: the heap algorithm of Hugging Face (for long words).
@@ -92,6 +93,14 @@ struct bpe_model {
 
  private:
   std::optional<int32_t> lookup(std::string_view s) const;
+  // A flat open-addressing index over vocab (xxh3 hashes) for the hot path; built by finish_setup.
+  struct index_slot {
+    uint64_t hash = 0;
+    int32_t entry = -1;  // into index_keys_, -1 when empty
+  };
+  std::vector<index_slot> index_;
+  std::vector<std::pair<std::string_view, int32_t>> index_keys_;  // views of vocab's keys
+  uint64_t generation_ = 0;  // names this model in the per-thread word caches
   std::vector<int32_t> char_ids_;  // codepoint < 0x10000 -> id of that one-character token, or -1
   std::array<int32_t, 256> byte_ids_{};  // <0xXX> tokens, -1 where missing
   bool affixes_ = false;

@@ -67,7 +67,7 @@ TEST_CASE("scan and heap merge loops agree on random words") {
   REQUIRE(m.set_merges(merges).has_value());
   m.finish_setup();
   for (int trial = 0; trial < 2000; ++trial) {
-    std::vector<int32_t> a(1 + rng() % 80);
+    std::vector<int32_t> a(1 + rng() % 64);  // merge_scan takes words of up to 64 symbols
     for (auto& x : a) x = static_cast<int32_t>(rng() % 4);
     std::vector<int32_t> b = a;
     m.merge_scan(a);
