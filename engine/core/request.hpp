@@ -76,6 +76,9 @@ class request {
   int32_t num_preemptions = 0;
   /// What stopped it: the stop token id or stop string, or the error message.
   std::string stop_reason;
+  // Scheduler bookkeeping: tokens the model runner knows of, and the last step it was scheduled in.
+  int32_t num_tokens_sent = 0;
+  uint64_t last_scheduled_step = 0;
 
   bool finished() const { return status >= request_status::finished_stopped; }
 

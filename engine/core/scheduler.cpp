@@ -1,0 +1,229 @@
+// The scheduler's step: running requests first (preempting when blocks run out), then admissions.
+#include "engine/core/scheduler.hpp"
+
+#include <algorithm>
+
+namespace troupe::engine {
+
+namespace {
+
+bool contains(const std::vector<int32_t>& v, int32_t x) { return std::find(v.begin(), v.end(), x) != v.end(); }
+
+template <class T>
+void erase_id(std::vector<T>& v, request_id id) {
+  v.erase(std::remove_if(v.begin(), v.end(), [id](const T& x) { return x.id == id; }), v.end());
+}
+
+}  // namespace
+
+expected<void> validate(const scheduler_options& o) {
+  if (o.num_blocks <= 0) return make_error("the KV cache needs at least one block, got ", o.num_blocks);
+  if (o.block_size <= 0) return make_error("block_size must be positive, got ", o.block_size);
+  if (o.max_num_seqs <= 0) return make_error("max_num_seqs must be positive, got ", o.max_num_seqs);
+  if (o.max_num_batched_tokens <= 0)
+    return make_error("max_num_batched_tokens must be positive, got ", o.max_num_batched_tokens);
+  if (o.max_model_len < 2) return make_error("max_model_len must be at least 2, got ", o.max_model_len);
+  return {};
+}
+
+scheduler::scheduler(const scheduler_options& options, block_hash_fn hash)
+    : options_(options),
+      kv_(options.num_blocks, options.block_size, options.enable_prefix_caching, std::move(hash)) {
+  TROUPE_CHECK(validate(options).has_value());
+  // A request alone must always fit: it never needs the K/V of its last token.
+  max_len_ = std::min<int64_t>(options.max_model_len, int64_t{options.num_blocks} * options.block_size + 1);
+}
+
+expected<void> scheduler::add_request(request r) {
+  const int64_t len = r.num_prompt_tokens();
+  const int64_t cache_tokens = int64_t{options_.num_blocks} * options_.block_size;
+  if (requests_.count(r.id()) != 0) return make_error("request id ", r.id(), " is already in use");
+  if (len == 0) return make_error("the prompt is empty (no tokens to continue from)");
+  if (len >= options_.max_model_len)
+    return make_error("the prompt has ", len, " tokens but max_model_len is ", options_.max_model_len,
+                      ", leaving no room to generate");
+  if (len > cache_tokens)
+    return make_error("the prompt has ", len, " tokens but the whole KV cache holds only ", cache_tokens,
+                      " (", options_.num_blocks, " blocks of ", options_.block_size, ")");
+  if (r.params().max_tokens < 1) return make_error("max_tokens must be at least 1, got ", r.params().max_tokens);
+  if (auto ok = validate(r.params().sampling); !ok) return ok.error();
+  if (r.num_output_tokens() != 0 || r.status != request_status::waiting)
+    return make_error("request ", r.id(), " has already run");
+  auto owned = std::make_unique<request>(std::move(r));
+  owned->arrival = next_arrival_++;
+  waiting_.insert(owned.get());
+  requests_.emplace(owned->id(), std::move(owned));
+  return {};
+}
+
+const request* scheduler::find(request_id id) const {
+  auto it = requests_.find(id);
+  return it == requests_.end() ? nullptr : it->second.get();
+}
+
+bool scheduler::abort_request(request_id id, std::string reason) {
+  return finish_request(id, request_status::finished_aborted, std::move(reason));
+}
+
+bool scheduler::finish_request(request_id id, request_status status, std::string reason) {
+  TROUPE_CHECK(status >= request_status::finished_stopped);
+  auto it = requests_.find(id);
+  if (it == requests_.end()) return false;
+  it->second->status = status;
+  it->second->stop_reason = std::move(reason);
+  remove(*it->second);
+  return true;
+}
+
+void scheduler::remove(request& r) {
+  kv_.free(r);
+  waiting_.erase(&r);
+  auto pos = std::find(running_.begin(), running_.end(), &r);
+  if (pos != running_.end()) running_.erase(pos);
+  finished_since_step_.push_back(r.id());
+  ++stats_.finished;
+  requests_.erase(r.id());
+}
+
+schedule_output scheduler::schedule() {
+  schedule_output out;
+  out.step = ++stats_.steps;
+  out.finished_request_ids = std::move(finished_since_step_);
+  finished_since_step_.clear();
+  int32_t budget = options_.max_num_batched_tokens;
+
+  // Decodes first, then continuing prefills, each in (priority, arrival) order.
+  std::vector<request*> order;
+  order.reserve(running_.size());
+  for (request* r : running_)
+    if (r->num_tokens() - r->num_computed_tokens == 1) order.push_back(r);
+  for (request* r : running_)
+    if (r->num_tokens() - r->num_computed_tokens > 1) order.push_back(r);
+  for (request* r : order) {
+    if (budget == 0) break;
+    if (r->status == request_status::running) schedule_running(*r, budget, out);
+  }
+  if (out.preempted_request_ids.empty()) admit_waiting(budget, out);
+  return out;
+}
+
+bool scheduler::schedule_running(request& r, int32_t& budget, schedule_output& out) {
+  const int32_t n = std::min(r.num_tokens() - r.num_computed_tokens, budget);
+  TROUPE_CHECK(n > 0);
+  for (;;) {
+    if (auto blocks = kv_.allocate_slots(r, n)) {
+      add_to_step(r, n, false, std::move(*blocks), out);
+      budget -= n;
+      return true;
+    }
+    request* victim = running_.back();  // lowest priority, latest arrival
+    preempt(*victim, budget, out);
+    if (victim == &r) return false;
+  }
+}
+
+void scheduler::preempt(request& victim, int32_t& budget, schedule_output& out) {
+  if (victim.last_scheduled_step == out.step) {  // already in this step: take it back out
+    for (const auto& s : out.scheduled)
+      if (s.id == victim.id()) {
+        budget += s.num_tokens;
+        out.total_num_scheduled_tokens -= s.num_tokens;
+      }
+    erase_id(out.scheduled, victim.id());
+    erase_id(out.new_requests, victim.id());
+    erase_id(out.cached_requests, victim.id());
+  }
+  kv_.free(victim);  // num_computed_tokens still excludes this step: its blocks leave the cache
+  running_.erase(std::find(running_.begin(), running_.end(), &victim));
+  victim.status = request_status::preempted;
+  victim.num_computed_tokens = 0;
+  victim.num_tokens_sent = 0;
+  ++victim.num_preemptions;
+  waiting_.insert(&victim);
+  out.preempted_request_ids.push_back(victim.id());
+  ++stats_.preemptions;
+}
+
+void scheduler::admit_waiting(int32_t& budget, schedule_output& out) {
+  while (!waiting_.empty() && budget > 0 && running_.size() < size_t(options_.max_num_seqs)) {
+    request& r = **waiting_.begin();
+    computed_blocks hit = kv_.get_computed_blocks(r);
+    const int32_t n = std::min(r.num_tokens() - hit.num_tokens, budget);
+    auto blocks = kv_.allocate_slots(r, n, hit);
+    if (!blocks) break;  // strict order: later arrivals do not overtake it
+    waiting_.erase(waiting_.begin());
+    r.num_computed_tokens = hit.num_tokens;
+    r.status = request_status::running;
+    running_.insert(std::upper_bound(running_.begin(), running_.end(), &r, by_priority{}), &r);
+    add_to_step(r, n, true, {}, out);
+    budget -= n;
+  }
+}
+
+void scheduler::add_to_step(request& r, int32_t num_tokens, bool is_new, std::vector<int32_t> new_blocks,
+                            schedule_output& out) {
+  r.last_scheduled_step = out.step;
+  const bool samples = r.num_computed_tokens + num_tokens == r.num_tokens();
+  out.scheduled.push_back({r.id(), num_tokens, samples});
+  out.total_num_scheduled_tokens += num_tokens;
+  const auto& tokens = r.all_token_ids();
+  if (is_new) {
+    new_request_data d;
+    d.id = r.id();
+    d.token_ids = tokens;
+    d.num_prompt_tokens = r.num_prompt_tokens();
+    d.sampling = r.params().sampling;
+    auto table = kv_.blocks_of(r.id());
+    d.block_ids.assign(table.begin(), table.end());
+    d.num_computed_tokens = r.num_computed_tokens;
+    out.new_requests.push_back(std::move(d));
+  } else {
+    cached_request_data d;
+    d.id = r.id();
+    d.new_token_ids.assign(tokens.begin() + r.num_tokens_sent, tokens.end());
+    d.new_block_ids = std::move(new_blocks);
+    d.num_computed_tokens = r.num_computed_tokens;
+    out.cached_requests.push_back(std::move(d));
+  }
+  r.num_tokens_sent = r.num_tokens();
+}
+
+std::vector<request_output> scheduler::update_from_output(const schedule_output& output,
+                                                          std::span<const int32_t> sampled) {
+  TROUPE_CHECK(sampled.size() == output.scheduled.size());
+  std::vector<request_output> outs;
+  for (size_t i = 0; i < output.scheduled.size(); ++i) {
+    const scheduled_request& s = output.scheduled[i];
+    auto it = requests_.find(s.id);
+    if (it == requests_.end()) continue;  // finished (aborted) while the step ran
+    request& r = *it->second;
+    if (r.status != request_status::running || r.last_scheduled_step != output.step) continue;
+    r.num_computed_tokens += s.num_tokens;
+    if (!s.samples) continue;
+    TROUPE_CHECK(r.num_computed_tokens == r.num_tokens());
+    const int32_t token = sampled[i];
+    TROUPE_CHECK(token >= 0);
+    request_output o;
+    o.id = r.id();
+    const auto& p = r.params();
+    if ((!p.ignore_eos && contains(r.eos_token_ids(), token)) || contains(p.stop_token_ids, token)) {
+      r.status = request_status::finished_stopped;
+      r.stop_reason = std::to_string(token);
+    } else {
+      r.append_output(token);
+      o.new_token_ids.push_back(token);
+      if (r.num_output_tokens() >= p.max_tokens || r.num_tokens() >= max_len_)
+        r.status = request_status::finished_length;
+    }
+    if (r.finished()) {
+      o.finished = true;
+      o.reason = reason_of(r.status);
+      o.stop_reason = r.stop_reason;
+      remove(r);
+    }
+    outs.push_back(std::move(o));
+  }
+  return outs;
+}
+
+}  // namespace troupe::engine
