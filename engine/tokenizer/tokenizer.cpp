@@ -21,14 +21,16 @@ void tokenizer_impl::set_added_tokens(std::vector<added_token> tokens) {
     added_by_content[t.content] = t.id;
     all_contents[t.content] = t.id;
     if (t.special) special_contents.insert(t.content);
-    if (t.normalized) normalized_matcher.add(t, norm ? norm->apply(t.content) : t.content);
+    std::string text = t.normalized && norm ? norm->apply(t.content) : t.content;
+    if (t.normalized) normalized_matcher.add(t, text);
     else raw_matcher.add(t, t.content);
+    added_text.push_back(std::move(text));
   }
   vocab_size = static_cast<int32_t>(all_contents.size());
 }
 
 const std::string* tokenizer_impl::token_of(int32_t id) const {
-  if (auto it = added_by_id.find(id); it != added_by_id.end()) return &added[it->second].content;
+  if (auto it = added_by_id.find(id); it != added_by_id.end()) return &added_text[it->second];
   if (id < 0 || static_cast<std::size_t>(id) >= model.id_to_token.size()) return nullptr;
   const std::string& s = model.id_to_token[static_cast<std::size_t>(id)];
   return s.empty() ? nullptr : &s;

@@ -59,7 +59,14 @@ function synthetic() {
   // Qwen3 with the other Unicode normal forms.
   t = load('qwen3');
   t.normalizer = { type: 'NFKC' };
-  v['qwen3-nfkc'] = t;
+  t.added_tokens.push({ id: 151669, content: '\ufb01le', single_word: false, lstrip: false, rstrip: false,
+    normalized: true, special: false });
+  v['qwen3-nfkc-added'] = t;
+  // Mistral with a normalized added token: matched after Prepend and Replace have run.
+  t = load('mistral');
+  t.added_tokens.push({ id: 32000, content: 'hello world', single_word: false, lstrip: false, rstrip: false,
+    normalized: true, special: false });
+  v['mistral-added-normalized'] = t;
   t = load('qwen3');
   t.normalizer = { type: 'Sequence', normalizers: [{ type: 'NFD' }, { type: 'Replace', pattern: { String: '\t' }, content: '    ' }] };
   v['qwen3-nfd-replace'] = t;
