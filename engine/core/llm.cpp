@@ -1,0 +1,161 @@
+// The offline loop: tokenise, fan out n samples, schedule, run, detokenise, until every request ends.
+#include "engine/core/llm.hpp"
+
+#include <algorithm>
+#include <limits>
+#include <unordered_map>
+
+namespace troupe::engine {
+
+namespace {
+
+constexpr int32_t max_samples = 128;  // n per input at most
+constexpr int64_t default_cache_bytes = int64_t{256} << 20;
+
+}  // namespace
+
+llm::llm(llama_model& model, const tokenizer& tok, const scheduler_options& so, block_hash_fn hash)
+    : model_(model),
+      tok_(tok),
+      sched_(std::make_unique<scheduler>(so, std::move(hash))),
+      runner_(model, so.num_blocks, so.block_size),
+      texts_(tok) {}
+
+expected<std::unique_ptr<llm>> llm::create(llama_model& model, const tokenizer& tok, const llm_options& o,
+                                           block_hash_fn hash) {
+  const auto& cfg = model.config();
+  scheduler_options so;
+  so.block_size = o.block_size;
+  so.enable_prefix_caching = o.enable_prefix_caching;
+  so.max_num_seqs = o.max_num_seqs;
+  so.max_num_batched_tokens = o.max_num_batched_tokens;
+  so.max_model_len = o.max_model_len == 0 ? cfg.max_position_embeddings : o.max_model_len;
+  if (so.max_model_len > cfg.max_position_embeddings)
+    return make_error("max_model_len ", so.max_model_len, " exceeds the model's context of ",
+                      cfg.max_position_embeddings, " tokens (max_position_embeddings)");
+  if (o.block_size <= 0) return make_error("block_size must be positive, got ", o.block_size);
+  if (o.kv_cache_blocks < 0 || o.kv_cache_blocks > std::numeric_limits<int32_t>::max())
+    return make_error("kv_cache_blocks must be within [0, 2^31), got ", o.kv_cache_blocks);
+  int64_t blocks = o.kv_cache_blocks;
+  if (blocks == 0) {
+    const int64_t per_block = cfg.num_hidden_layers * 2 * o.block_size * cfg.num_key_value_heads *
+                              cfg.head_dim * int64_t(sizeof(float));
+    const int64_t per_seq = (so.max_model_len + o.block_size - 1) / o.block_size;
+    blocks = std::max<int64_t>(1, std::min<int64_t>(int64_t{std::max(o.max_num_seqs, 1)} * per_seq,
+                                                    default_cache_bytes / std::max<int64_t>(per_block, 1)));
+  }
+  so.num_blocks = static_cast<int32_t>(blocks);
+  if (auto ok = validate(so); !ok) return ok.error();
+  return std::unique_ptr<llm>(new llm(model, tok, so, std::move(hash)));
+}
+
+void llm::finish(request_id id, finish_reason reason, std::string why) {
+  const request_status status = reason == finish_reason::error ? request_status::finished_error
+                                                               : request_status::finished_aborted;
+  sched_->finish_request(id, status, std::move(why));
+  texts_.remove(id);
+}
+
+std::vector<llm_output> llm::generate(std::span<const llm_request> requests) {
+  struct place {
+    size_t input, sample;
+  };
+  std::unordered_map<request_id, place> where;
+  std::vector<llm_output> outputs(requests.size());
+  const auto& cfg = model_.config();
+  const std::vector<int32_t> eos(cfg.eos_token_ids.begin(), cfg.eos_token_ids.end());
+
+  for (size_t i = 0; i < requests.size(); ++i) {
+    const llm_request& in = requests[i];
+    llm_output& out = outputs[i];
+    if (in.prompt_ids.empty()) {
+      auto ids = tok_.encode(in.prompt, in.add_special_tokens);
+      if (!ids) {
+        out.error = "cannot tokenize the prompt: " + ids.error().message;
+        continue;
+      }
+      out.prompt_ids = std::move(*ids);
+    } else {
+      out.prompt_ids = in.prompt_ids;
+    }
+    auto bad = std::find_if(out.prompt_ids.begin(), out.prompt_ids.end(),
+                            [&](int32_t t) { return t < 0 || t >= cfg.vocab_size; });
+    if (bad != out.prompt_ids.end()) {
+      out.error = make_error("prompt token id ", *bad, " is outside the vocabulary (size ", cfg.vocab_size, ")").message;
+      continue;
+    }
+    if (auto ok = validate(in.params.sampling, cfg.vocab_size); !ok) {
+      out.error = ok.error().message;
+      continue;
+    }
+    if (in.params.n < 1 || in.params.n > max_samples) {
+      out.error = make_error("n must be within [1, ", max_samples, "], got ", in.params.n).message;
+      continue;
+    }
+    // n samples: child requests with the same prompt, admitted one after another, so that the
+    // first one's prompt blocks are shared by the others through the prefix cache.
+    std::vector<request_id> children;
+    for (int32_t c = 0; c < in.params.n; ++c) {
+      request_params p = in.params;
+      p.n = 1;
+      if (p.sampling.seed && c > 0) p.sampling.seed = *p.sampling.seed + uint64_t(c);
+      const request_id id = next_id_++;
+      auto ok = sched_->add_request(request(id, out.prompt_ids, p, eos));
+      if (!ok) {
+        out.error = ok.error().message;
+        for (request_id child : children) {
+          sched_->abort_request(child);
+          where.erase(child);
+        }
+        break;
+      }
+      children.push_back(id);
+      texts_.add(id, p.stop);
+      where[id] = {i, size_t(c)};
+    }
+    if (out.error.empty()) out.samples.resize(size_t(in.params.n));
+  }
+
+  while (sched_->has_unfinished()) {
+    schedule_output step = sched_->schedule();
+    if (step.empty()) {  // cannot happen while a request alone always fits; never spin
+      for (auto& [id, at] : where)
+        if (sched_->find(id) != nullptr) {
+          outputs[at.input].samples[at.sample].finish_reason = "error";
+          outputs[at.input].samples[at.sample].stop_reason = "the scheduler could not place the request";
+          finish(id, finish_reason::error, "unschedulable");
+        }
+      break;
+    }
+    auto sampled = runner_.execute(step);
+    if (!sampled) {
+      for (const auto& s : step.scheduled) {
+        llm_sample& out = outputs[where.at(s.id).input].samples[where.at(s.id).sample];
+        out.finish_reason = "error";
+        out.stop_reason = sampled.error().message;
+        finish(s.id, finish_reason::error, sampled.error().message);
+      }
+      continue;
+    }
+    ++steps_;
+    tokens_ += uint64_t(step.total_num_scheduled_tokens);
+    for (const request_output& r : sched_->update_from_output(step, *sampled)) {
+      const place at = where.at(r.id);
+      llm_sample& out = outputs[at.input].samples[at.sample];
+      out.output_ids.insert(out.output_ids.end(), r.new_token_ids.begin(), r.new_token_ids.end());
+      auto d = texts_.push(r.id, r.new_token_ids, r.finished);
+      out.text += d.text;
+      if (d.stopped) {
+        out.finish_reason = "stop";
+        out.stop_reason = d.stop_string;
+        if (!r.finished) sched_->finish_request(r.id, request_status::finished_stopped, d.stop_string);
+      } else if (r.finished) {
+        out.finish_reason = std::string(to_string(r.reason));
+        out.stop_reason = r.stop_reason;
+      }
+    }
+  }
+  return outputs;
+}
+
+}  // namespace troupe::engine

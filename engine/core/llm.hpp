@@ -1,0 +1,86 @@
+// The offline API: many prompts with their parameters in, all their outputs back in input order.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "config/error.hpp"
+#include "engine/core/block_pool.hpp"
+#include "engine/core/model_runner.hpp"
+#include "engine/core/output_processor.hpp"
+#include "engine/core/request.hpp"
+#include "engine/core/scheduler.hpp"
+#include "engine/model/llama_model.hpp"
+#include "engine/tokenizer/tokenizer.hpp"
+
+namespace troupe::engine {
+
+/// Engine limits (the CLI flags of the same names).
+struct llm_options {
+  int64_t kv_cache_blocks = 0;            ///< 0: room for max_num_seqs full-length sequences, at most 256 MiB of K/V
+  int32_t max_num_seqs = 256;
+  int32_t max_num_batched_tokens = 2048;
+  int32_t block_size = 16;
+  bool enable_prefix_caching = true;
+  int64_t max_model_len = 0;              ///< 0: the model's max_position_embeddings
+};
+
+/// One input: a text prompt (tokenised with add_special_tokens) or, when prompt_ids is not empty,
+/// token ids as they are.
+struct llm_request {
+  std::string prompt;
+  std::vector<int32_t> prompt_ids;
+  bool add_special_tokens = true;
+  request_params params;
+};
+
+/// One of the n samples of an input.
+struct llm_sample {
+  std::vector<int32_t> output_ids;  ///< a stop or EOS token that ended it is not included
+  std::string text;                 ///< detokenised output, cut before a matched stop string
+  std::string finish_reason;        ///< "stop", "length", "abort" or "error"
+  std::string stop_reason;          ///< the stop token id or stop string; the error message
+};
+
+/// The result of one input. A rejected input has error set and no samples.
+struct llm_output {
+  std::vector<int32_t> prompt_ids;
+  std::vector<llm_sample> samples;
+  std::string error;
+};
+
+/// Runs requests through the scheduler, the model runner and the output processor until all finish.
+class llm {
+ public:
+  /// An engine over a loaded model and tokenizer (both must outlive it). `hash` replaces the
+  /// block hash (tests force collisions with it).
+  static expected<std::unique_ptr<llm>> create(llama_model& model, const tokenizer& tok,
+                                               const llm_options& options,
+                                               block_hash_fn hash = xxh3_block_hash);
+
+  /// Generates for every request; outputs are in input order.
+  std::vector<llm_output> generate(std::span<const llm_request> requests);
+
+  const scheduler& engine_scheduler() const { return *sched_; }
+  const scheduler_options& options() const { return sched_->options(); }
+  /// Steps run and tokens computed by generate calls so far.
+  uint64_t steps() const { return steps_; }
+  uint64_t computed_tokens() const { return tokens_; }
+
+ private:
+  llm(llama_model& model, const tokenizer& tok, const scheduler_options& so, block_hash_fn hash);
+  void finish(request_id id, finish_reason reason, std::string why);
+
+  llama_model& model_;
+  tokenizer tok_;
+  std::unique_ptr<scheduler> sched_;
+  model_runner runner_;
+  output_processor texts_;
+  request_id next_id_ = 0;
+  uint64_t steps_ = 0, tokens_ = 0;
+};
+
+}  // namespace troupe::engine

@@ -1,0 +1,106 @@
+// Step inputs from a schedule output (positions, slots, block tables, offsets), forward, sampling.
+#include "engine/core/model_runner.hpp"
+
+#include <algorithm>
+
+namespace troupe::engine {
+
+model_runner::model_runner(llama_model& model, int32_t num_blocks, int32_t block_size)
+    : model_(model), block_size_(block_size), cache_(model.make_kv_cache(num_blocks, block_size)) {}
+
+uint64_t model_runner::fallback_seed(request_id id) {
+  // splitmix64 of the id: distinct, well-mixed streams per request.
+  uint64_t z = static_cast<uint64_t>(id) + 0x9e3779b97f4a7c15ull;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+void model_runner::apply(const schedule_output& out) {
+  for (request_id id : out.finished_request_ids) states_.erase(id);
+  for (request_id id : out.preempted_request_ids) {
+    auto it = states_.find(id);
+    if (it == states_.end()) continue;
+    it->second.block_ids.clear();
+    it->second.num_computed_tokens = 0;
+  }
+  for (const new_request_data& d : out.new_requests) {
+    request_state& st = states_[d.id];
+    st.token_ids = d.token_ids;
+    st.block_ids = d.block_ids;
+    st.num_computed_tokens = d.num_computed_tokens;
+    if (!st.pick) {  // first time here (a resumed request keeps its sampler and random stream)
+      st.pick = std::make_unique<sampler>(d.sampling, fallback_seed(d.id));
+      const auto prompt_end = st.token_ids.begin() + d.num_prompt_tokens;
+      st.pick->set_prompt(std::span<const int32_t>(st.token_ids.data(), size_t(d.num_prompt_tokens)));
+      for (auto t = prompt_end; t != st.token_ids.end(); ++t) st.pick->record(*t);
+    }
+  }
+  for (const cached_request_data& d : out.cached_requests) {
+    auto it = states_.find(d.id);
+    TROUPE_CHECK(it != states_.end());
+    request_state& st = it->second;
+    st.token_ids.insert(st.token_ids.end(), d.new_token_ids.begin(), d.new_token_ids.end());
+    st.block_ids.insert(st.block_ids.end(), d.new_block_ids.begin(), d.new_block_ids.end());
+    st.num_computed_tokens = d.num_computed_tokens;
+  }
+}
+
+expected<void> model_runner::build(const schedule_output& out) {
+  step_input& in = input_;
+  in = step_input{};
+  const auto n_total = size_t(out.total_num_scheduled_tokens);
+  in.token_ids.reserve(n_total);
+  in.positions.reserve(n_total);
+  in.slot_mapping.reserve(n_total);
+  in.query_start_loc.push_back(0);
+  int32_t max_blocks = 1;
+  for (const scheduled_request& s : out.scheduled) {
+    const request_state& st = states_.at(s.id);
+    const int32_t len = st.num_computed_tokens + s.num_tokens;
+    if (len > static_cast<int32_t>(st.token_ids.size()) ||
+        int64_t(st.block_ids.size()) * block_size_ < len)
+      return make_error("step ", out.step, ": request ", s.id, " is scheduled past its tokens or blocks");
+    max_blocks = std::max(max_blocks, (len + block_size_ - 1) / block_size_);
+  }
+  in.max_blocks_per_seq = max_blocks;
+  in.block_tables.assign(out.scheduled.size() * size_t(max_blocks), 0);
+  for (size_t i = 0; i < out.scheduled.size(); ++i) {
+    const scheduled_request& s = out.scheduled[i];
+    const request_state& st = states_.at(s.id);
+    const int32_t start = st.num_computed_tokens, len = start + s.num_tokens;
+    for (int32_t p = start; p < len; ++p) {
+      in.token_ids.push_back(st.token_ids[size_t(p)]);
+      in.positions.push_back(p);
+      in.slot_mapping.push_back(st.block_ids[size_t(p / block_size_)] * block_size_ + p % block_size_);
+    }
+    in.query_start_loc.push_back(in.query_start_loc.back() + s.num_tokens);
+    in.seq_lens.push_back(len);
+    const size_t nb = size_t((len + block_size_ - 1) / block_size_);
+    std::copy_n(st.block_ids.begin(), nb, in.block_tables.begin() + ptrdiff_t(i * size_t(max_blocks)));
+    if (s.samples) in.logits_indices.push_back(in.query_start_loc.back() - 1);
+  }
+  return {};
+}
+
+expected<std::vector<int32_t>> model_runner::execute(const schedule_output& out) {
+  apply(out);
+  std::vector<int32_t> sampled(out.scheduled.size(), -1);
+  if (out.scheduled.empty()) return sampled;
+  if (auto ok = build(out); !ok) return ok.error();
+  auto logits = model_.forward(input_, *cache_);
+  if (!logits) return logits.error();
+  const auto vocab = size_t(model_.config().vocab_size);
+  size_t row = 0;
+  for (size_t i = 0; i < out.scheduled.size(); ++i) {
+    const scheduled_request& s = out.scheduled[i];
+    request_state& st = states_.at(s.id);
+    st.num_computed_tokens += s.num_tokens;
+    if (!s.samples) continue;
+    sampled[i] = st.pick->sample(std::span<const float>(logits->data() + row * vocab, vocab));
+    ++row;
+  }
+  return sampled;
+}
+
+}  // namespace troupe::engine

@@ -1,0 +1,57 @@
+// Turns scheduler steps into forward passes: builds each step's inputs, runs the model, samples.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include "config/error.hpp"
+#include "engine/core/schedule_output.hpp"
+#include "engine/model/kv_cache.hpp"
+#include "engine/model/llama_model.hpp"
+#include "engine/model/step_input.hpp"
+#include "engine/sampling/sampler.hpp"
+
+namespace troupe::engine {
+
+/// The model's side of the engine (what the executor actor owns): the K/V memory of the pool's
+/// blocks, each request's tokens and block table as the schedule outputs describe them, and one
+/// sampler per request. A request's sampler lives from its first step until it finishes (also
+/// across preemption), and is seeded by the request alone, so a seed gives the same tokens
+/// whatever else is in the batch.
+class model_runner {
+ public:
+  model_runner(llama_model& model, int32_t num_blocks, int32_t block_size);
+
+  /// Runs one step. Returns, per entry of output.scheduled, the token sampled for it, or -1 where
+  /// the entry does not reach the end of its request's tokens. Errors (the model rejected the step)
+  /// leave the request states as the schedule output made them.
+  expected<std::vector<int32_t>> execute(const schedule_output& output);
+
+  /// The inputs of the last step (for tests and tracing).
+  const step_input& last_input() const { return input_; }
+  /// Requests it holds state for (finished ones leave with the next step's finished_request_ids).
+  size_t num_requests() const { return states_.size(); }
+  kv_cache& cache() { return *cache_; }
+  /// The seed of a request whose parameters carry none.
+  static uint64_t fallback_seed(request_id id);
+
+ private:
+  struct request_state {
+    std::vector<int32_t> token_ids;
+    std::vector<int32_t> block_ids;
+    int32_t num_computed_tokens = 0;
+    std::unique_ptr<sampler> pick;
+  };
+  void apply(const schedule_output& output);
+  expected<void> build(const schedule_output& output);
+
+  llama_model& model_;
+  int32_t block_size_;
+  std::unique_ptr<kv_cache> cache_;
+  std::unordered_map<request_id, request_state> states_;
+  step_input input_;
+};
+
+}  // namespace troupe::engine

@@ -1,0 +1,224 @@
+// engine::llm on the bundled model: batched outputs equal one-at-a-time generation (greedy and
+// seeded), n samples share prompt blocks, stop strings and stop ids, rejections, forced collisions.
+#include <catch2/catch.hpp>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/core/llm.hpp"
+#include "engine/generation/generate.hpp"
+#include "kernels/cpu/cpu_backend.hpp"
+
+using namespace troupe;
+using namespace troupe::engine;
+using ids = std::vector<int32_t>;
+
+namespace {
+
+struct fixture {
+  kernels::cpu::cpu_backend backend{1};
+  std::unique_ptr<llama_model> model;
+  std::unique_ptr<tokenizer> tok;
+  fixture() {
+    auto m = llama_model::load(TROUPE_DEFAULT_MODEL, backend);
+    REQUIRE(m.has_value());
+    model = std::move(*m);
+    auto t = tokenizer::load(TROUPE_DEFAULT_MODEL);
+    REQUIRE(t.has_value());
+    tok = std::make_unique<tokenizer>(std::move(*t));
+  }
+};
+
+fixture& the() {
+  static fixture f;
+  return f;
+}
+
+// The same request run alone through engine::generate.
+generate_result alone(const ids& prompt, const request_params& p) {
+  generate_options o;
+  o.max_tokens = p.max_tokens;
+  o.sampling = p.sampling;
+  o.ignore_eos = p.ignore_eos;
+  auto r = generate_from_ids(*the().model, *the().tok, prompt, o);
+  REQUIRE(r.has_value());
+  return std::move(*r);
+}
+
+ids encode(const std::string& text) {
+  auto e = the().tok->encode(text);
+  REQUIRE(e.has_value());
+  return *e;
+}
+
+llm_request make(const std::string& prompt, int64_t max_tokens, float temperature = 0.0f,
+                 std::optional<uint64_t> seed = std::nullopt) {
+  llm_request r;
+  r.prompt_ids = encode(prompt);
+  r.params.max_tokens = max_tokens;
+  r.params.sampling.temperature = temperature;
+  r.params.sampling.seed = seed;
+  return r;
+}
+
+std::unique_ptr<llm> engine_with(llm_options o, block_hash_fn hash = xxh3_block_hash) {
+  auto e = llm::create(*the().model, *the().tok, o, std::move(hash));
+  REQUIRE(e.has_value());
+  return std::move(*e);
+}
+
+const std::vector<std::string> prompts = {
+    "Once upon a time",
+    "Once upon a time, there was a little girl named Lily. She loved to play with her toys.",
+    "Tom had a big red ball.",
+    "One day, a cat and a dog went to the park to play. The sun was shining and the birds sang.",
+    "The little bird",
+    "Sara and Ben were best friends. They liked to play in the garden every day after lunch.",
+};
+
+void require_same(const llm_sample& got, const generate_result& want) {
+  REQUIRE(got.output_ids == want.output_ids);
+  REQUIRE(got.text == want.text);
+  REQUIRE(got.finish_reason == want.finish_reason);
+}
+
+}  // namespace
+
+TEST_CASE("greedy outputs of a batch with chunked prefill equal each prompt alone") {
+  llm_options o;
+  o.kv_cache_blocks = 70;         // 560 tokens: the long ones preempt each other
+  o.max_num_batched_tokens = 16;  // long prompts take several steps
+  o.block_size = 8;
+  auto e = engine_with(o);
+  std::vector<llm_request> reqs;
+  for (const auto& p : prompts) reqs.push_back(make(p, 60));
+  reqs[1].params.max_tokens = 300;  // two long ones: together more than the cache holds
+  reqs[3].params.max_tokens = 300;
+  auto outs = e->generate(reqs);
+  REQUIRE(outs.size() == reqs.size());
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    INFO("prompt " << i);
+    REQUIRE(outs[i].error.empty());
+    REQUIRE(outs[i].prompt_ids == reqs[i].prompt_ids);
+    REQUIRE(outs[i].samples.size() == 1);
+    require_same(outs[i].samples[0], alone(reqs[i].prompt_ids, reqs[i].params));
+  }
+  REQUIRE(e->engine_scheduler().stats().preemptions > 0);
+  REQUIRE(e->engine_scheduler().kv().stats().used_blocks == 0);
+  REQUIRE(e->steps() < 2 * 300);  // batched: far fewer steps than the 840 tokens generated
+}
+
+TEST_CASE("a seeded sampled request gives the same tokens alone, in a batch, and through generate") {
+  auto e = engine_with({});
+  llm_request r = make(prompts[3], 50, 0.9f, 1234);
+  r.params.sampling.top_k = 40;
+  auto solo = e->generate(std::span<const llm_request>(&r, 1));
+  std::vector<llm_request> batch;
+  for (const auto& p : prompts) batch.push_back(make(p, 30, 1.0f, 99));
+  batch.insert(batch.begin() + 2, r);
+  auto many = e->generate(batch);
+  REQUIRE(solo[0].samples[0].output_ids == many[2].samples[0].output_ids);
+  require_same(solo[0].samples[0], alone(r.prompt_ids, r.params));
+}
+
+TEST_CASE("n samples share the prompt's full blocks and differ by seed") {
+  llm_options o;
+  o.block_size = 8;
+  auto e = engine_with(o);
+  llm_request r = make(prompts[1], 20, 1.0f, 5);
+  const int32_t full_blocks = int32_t(r.prompt_ids.size() - 1) / 8;
+  REQUIRE(full_blocks >= 2);
+  r.params.n = 3;
+  auto outs = e->generate(std::span<const llm_request>(&r, 1));
+  REQUIRE(outs[0].samples.size() == 3);
+  const auto s = e->engine_scheduler().kv().stats();
+  REQUIRE(s.prefix_hits == 2 * full_blocks * 8);
+  for (int c = 0; c < 3; ++c) {
+    request_params p = r.params;
+    p.sampling.seed = 5 + c;
+    require_same(outs[0].samples[size_t(c)], alone(r.prompt_ids, p));
+  }
+  REQUIRE(outs[0].samples[0].output_ids != outs[0].samples[1].output_ids);
+}
+
+TEST_CASE("a stop string across token boundaries ends the text before it") {
+  auto e = engine_with({});
+  llm_request r = make(prompts[0], 60);
+  const auto ref = alone(r.prompt_ids, r.params);
+  // The text after each output token; pick a stop string that straddles two tokens.
+  std::vector<std::string> upto;
+  for (size_t k = 1; k <= ref.output_ids.size(); ++k)
+    upto.push_back(the().tok->decode(std::span<const int32_t>(ref.output_ids.data(), k)));
+  size_t k = 5;
+  while (upto[k].size() - upto[k - 1].size() < 3) ++k;
+  const size_t boundary = upto[k - 1].size();
+  const std::string stop = ref.text.substr(boundary - 2, 4);
+  const size_t at = ref.text.find(stop);
+  size_t tokens_needed = 0;
+  while (upto[tokens_needed].find(stop) == std::string::npos) ++tokens_needed;
+  r.params.stop = {"never appears", stop};
+  auto out = e->generate(std::span<const llm_request>(&r, 1))[0].samples[0];
+  REQUIRE(out.text == ref.text.substr(0, at));
+  REQUIRE(out.finish_reason == "stop");
+  REQUIRE(out.stop_reason == stop);
+  REQUIRE(out.output_ids == ids(ref.output_ids.begin(), ref.output_ids.begin() + ptrdiff_t(tokens_needed + 1)));
+}
+
+TEST_CASE("a stop token id ends the output before it") {
+  auto e = engine_with({});
+  llm_request r = make(prompts[2], 40);
+  const auto ref = alone(r.prompt_ids, r.params);
+  const int32_t stop = ref.output_ids[6];
+  const auto first = std::find(ref.output_ids.begin(), ref.output_ids.end(), stop);
+  r.params.stop_token_ids = {stop};
+  auto out = e->generate(std::span<const llm_request>(&r, 1))[0].samples[0];
+  REQUIRE(out.output_ids == ids(ref.output_ids.begin(), first));
+  REQUIRE(out.finish_reason == "stop");
+  REQUIRE(out.stop_reason == std::to_string(stop));
+}
+
+TEST_CASE("bad inputs are rejected with a reason while the others run") {
+  llm_options o;
+  o.kv_cache_blocks = 8;
+  o.block_size = 16;
+  auto e = engine_with(o);
+  std::vector<llm_request> reqs(5);
+  reqs[0] = make(prompts[0], 5);
+  reqs[1].prompt_ids = ids(200, 7);  // 200 tokens: more than 8 blocks of 16 hold
+  reqs[2].prompt_ids = {1, 5000};
+  reqs[3] = make(prompts[0], 5);
+  reqs[3].params.n = 0;
+  reqs[4] = make(prompts[0], 5);
+  reqs[4].params.sampling.top_p = 0.0f;
+  auto outs = e->generate(reqs);
+  REQUIRE(outs[0].error.empty());
+  REQUIRE(outs[0].samples[0].output_ids.size() == 5);
+  REQUIRE(outs[1].error == "the prompt has 200 tokens but the whole KV cache holds only 128 (8 blocks of 16)");
+  REQUIRE(outs[2].error == "prompt token id 5000 is outside the vocabulary (size 512)");
+  REQUIRE(outs[3].error == "n must be within [1, 128], got 0");
+  REQUIRE_FALSE(outs[4].error.empty());
+  for (size_t i = 1; i < outs.size(); ++i) REQUIRE(outs[i].samples.empty());
+
+  o.max_model_len = 1000;
+  auto too_long = llm::create(*the().model, *the().tok, o);
+  REQUIRE_FALSE(too_long);
+  REQUIRE(too_long.error().message ==
+          "max_model_len 1000 exceeds the model's context of 512 tokens (max_position_embeddings)");
+}
+
+TEST_CASE("a hash that always collides still gives every prompt its own outputs") {
+  llm_options o;
+  o.block_size = 4;
+  o.max_num_batched_tokens = 32;
+  auto e = engine_with(o, [](uint64_t, std::span<const int32_t>, std::span<const int64_t>) { return uint64_t{3}; });
+  std::vector<llm_request> reqs;
+  for (const auto& p : prompts) reqs.push_back(make(p, 24));
+  for (const auto& p : prompts) reqs.push_back(make(p + " The end.", 24));  // shared prefixes
+  auto outs = e->generate(reqs);
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    INFO("request " << i);
+    require_same(outs[i].samples[0], alone(reqs[i].prompt_ids, reqs[i].params));
+  }
+  REQUIRE(e->engine_scheduler().kv().stats().prefix_hits > 0);
+}
