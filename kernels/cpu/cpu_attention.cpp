@@ -1,4 +1,6 @@
 // The CPU backend's RoPE with the paged KV write, and causal paged attention with GQA.
+#include <cblas.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -77,6 +79,88 @@ void cpu_backend::rope_write_kv(tensor& q, tensor& k, const tensor& v, const ind
   }
 }
 
+namespace {
+
+// Where the keys of every sequence of a batch are, computed once per call.
+struct key_layout {
+  int64_t heads, kv_heads, head_dim, kv_row;
+  std::vector<int64_t> base;  // per sequence, its first entry in rows
+  std::vector<int64_t> rows;  // per sequence and position, the key's float offset in the cache
+};
+
+// Queries from this many rows of one sequence on go through matrix products (prefill).
+constexpr int64_t blas_min_rows = 16;
+// Query rows per matrix product, bounding the score buffer.
+constexpr int64_t blas_tile_rows = 256;
+
+// softmax(scale * s) over [first, last] of a row of scores, zero elsewhere in [0, n).
+void masked_softmax(float* s, int64_t n, int64_t first, int64_t last) {
+  float top = -std::numeric_limits<float>::infinity();
+  for (int64_t j = first; j <= last; ++j) top = std::max(top, s[j]);
+  float sum = 0.0f;
+  for (int64_t j = first; j <= last; ++j) sum += (s[j] = std::exp(s[j] - top));
+  const float inv = 1.0f / sum;
+  for (int64_t j = 0; j < n; ++j) s[j] = (j >= first && j <= last) ? s[j] * inv : 0.0f;
+}
+
+// The rows of one sequence in prefill, head by head: scores = Q Kᵀ and out = P V as matrix
+// products over the keys and values gathered from the cache, with a masked softmax between.
+void attend_with_blas(const float* q, float* out, int64_t q_len, int64_t len, const int64_t* rows,
+                      const float* k_cache, const float* v_cache, const key_layout& kl,
+                      const attention_batch& batch, int threads) {
+  const int64_t dim = kl.head_dim, group = kl.heads / kl.kv_heads, stride = kl.heads * dim;
+  const int64_t start = len - q_len;  // position of the first query row
+  std::vector<float> keys(static_cast<size_t>(len * dim)), values(keys.size());
+  std::vector<float> scores(static_cast<size_t>(std::min(q_len, blas_tile_rows) * len));
+  for (int64_t g = 0; g < kl.kv_heads; ++g) {
+    for (int64_t p = 0; p < len; ++p) {
+      std::memcpy(&keys[static_cast<size_t>(p * dim)], k_cache + rows[p] + g * dim, dim * sizeof(float));
+      std::memcpy(&values[static_cast<size_t>(p * dim)], v_cache + rows[p] + g * dim, dim * sizeof(float));
+    }
+    for (int64_t h = g * group; h < (g + 1) * group; ++h) {
+      for (int64_t r0 = 0; r0 < q_len; r0 += blas_tile_rows) {
+        const int64_t m = std::min(blas_tile_rows, q_len - r0);
+        const int64_t k_end = start + r0 + m;  // one past the last key any row of the tile sees
+        const int64_t k0 = batch.sliding_window > 0 ? std::max<int64_t>(0, start + r0 - batch.sliding_window + 1) : 0;
+        const int64_t n = k_end - k0;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(m), int(n), int(dim), batch.scale,
+                    q + r0 * stride + h * dim, int(stride), &keys[static_cast<size_t>(k0 * dim)], int(dim),
+                    0.0f, scores.data(), int(n));
+        parallel_for(m, threads, n * 16, [&](int64_t begin, int64_t end) {
+          for (int64_t i = begin; i < end; ++i) {
+            const int64_t pos = start + r0 + i;
+            const int64_t first = batch.sliding_window > 0 ? std::max<int64_t>(0, pos - batch.sliding_window + 1) : 0;
+            masked_softmax(scores.data() + i * n, n, first - k0, pos - k0);
+          }
+        });
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(m), int(dim), int(n), 1.0f, scores.data(),
+                    int(n), &values[static_cast<size_t>(k0 * dim)], int(dim), 0.0f, out + r0 * stride + h * dim,
+                    int(stride));
+      }
+    }
+  }
+}
+
+// One query row and head, by loops over the keys (decode and short chunks).
+void attend_row(const float* qh, float* oh, int64_t pos, const int64_t* rows, const float* keys,
+                const float* values, const key_layout& kl, const attention_batch& batch, float* weights) {
+  const int64_t first = batch.sliding_window > 0 ? std::max<int64_t>(0, pos - batch.sliding_window + 1) : 0;
+  const int64_t count = pos - first + 1, dim = kl.head_dim;
+  float top = -std::numeric_limits<float>::infinity();
+  for (int64_t j = 0; j < count; ++j) {
+    weights[j] = dot(qh, keys + rows[first + j], dim) * batch.scale;
+    top = std::max(top, weights[j]);
+  }
+  float sum = 0.0f;
+  for (int64_t j = 0; j < count; ++j) sum += (weights[j] = std::exp(weights[j] - top));
+  std::fill(oh, oh + dim, 0.0f);
+  for (int64_t j = 0; j < count; ++j) axpy(weights[j], values + rows[first + j], oh, dim);
+  const float inv = 1.0f / sum;
+  for (int64_t d = 0; d < dim; ++d) oh[d] *= inv;
+}
+
+}  // namespace
+
 void cpu_backend::paged_attention(const tensor& q, const tensor& k_cache, const tensor& v_cache,
                                   const attention_batch& batch, tensor& out) {
   const int64_t tokens = q.dims[0], heads = q.dims[1], head_dim = q.dims[2];
@@ -84,63 +168,48 @@ void cpu_backend::paged_attention(const tensor& q, const tensor& k_cache, const 
   const int64_t num_seqs = batch.seq_lens.numel(), max_blocks = batch.block_tables.dims[1];
   TROUPE_CHECK(q.dims.rank() == 3 && k_cache.dims.rank() == 4 && k_cache.dims[3] == head_dim);
   TROUPE_CHECK(kv_heads > 0 && heads % kv_heads == 0 && out.numel() == q.numel());
-  TROUPE_CHECK(batch.query_start_loc.numel() == num_seqs + 1);
+  TROUPE_CHECK(v_cache.dims == k_cache.dims && batch.query_start_loc.numel() == num_seqs + 1);
   const int32_t* qsl = batch.query_start_loc.data;
   TROUPE_CHECK(qsl[0] == 0 && qsl[num_seqs] == tokens);
-  const int64_t group = heads / kv_heads, kv_row = kv_heads * head_dim;
+  key_layout kl{heads, kv_heads, head_dim, kv_heads * head_dim, {}, {}};
 
-  // The sequence of every token row, and the cache row offset of every key of every sequence.
-  std::vector<int32_t> seq_of(static_cast<size_t>(tokens));
-  std::vector<int64_t> key_base(static_cast<size_t>(num_seqs)), key_rows;
+  // Key offsets of every sequence; long query runs go through matrix products, the other rows
+  // (with their sequence) are collected for the loop below.
+  std::vector<std::pair<int64_t, int32_t>> short_rows;
   int32_t longest = 1;
   for (int32_t s = 0; s < num_seqs; ++s) {
-    const int32_t len = batch.seq_lens.data[s];
-    TROUPE_CHECK(qsl[s] <= qsl[s + 1] && qsl[s + 1] - qsl[s] <= len && len <= max_blocks * block_size);
+    const int32_t len = batch.seq_lens.data[s], q_len = qsl[s + 1] - qsl[s];
+    TROUPE_CHECK(q_len >= 0 && q_len <= len && len <= max_blocks * block_size);
     longest = std::max(longest, len);
-    key_base[static_cast<size_t>(s)] = static_cast<int64_t>(key_rows.size());
+    kl.base.push_back(static_cast<int64_t>(kl.rows.size()));
     for (int64_t p = 0; p < len; ++p) {
       int32_t block = batch.block_tables.data[s * max_blocks + p / block_size];
       TROUPE_CHECK(block >= 0 && block < k_cache.dims[0]);
-      key_rows.push_back((int64_t{block} * block_size + p % block_size) * kv_row);
+      kl.rows.push_back((int64_t{block} * block_size + p % block_size) * kl.kv_row);
     }
-    for (int32_t t = qsl[s]; t < qsl[s + 1]; ++t) seq_of[static_cast<size_t>(t)] = s;
+    if (q_len < blas_min_rows)
+      for (int32_t t = qsl[s]; t < qsl[s + 1]; ++t) short_rows.emplace_back(t, s);
   }
-
-  // One work item per (token row, head): a softmax over the keys that row may see.
+  for (int32_t s = 0; s < num_seqs; ++s) {
+    const int64_t q_len = qsl[s + 1] - qsl[s];
+    if (q_len < blas_min_rows) continue;
+    attend_with_blas(q.as<float>() + qsl[s] * heads * head_dim, out.as<float>() + qsl[s] * heads * head_dim,
+                     q_len, batch.seq_lens.data[s], kl.rows.data() + kl.base[static_cast<size_t>(s)],
+                     k_cache.as<float>(), v_cache.as<float>(), kl, batch, threads_);
+  }
+  // One work item per (short row, head).
   auto items = [&](int64_t begin, int64_t end) {
     std::vector<float> weights(static_cast<size_t>(longest));
     for (int64_t item = begin; item < end; ++item) {
-      const int64_t t = item / heads, h = item % heads;
-      const int32_t s = seq_of[static_cast<size_t>(t)];
-      const int64_t* rows = key_rows.data() + key_base[static_cast<size_t>(s)];
+      const auto [t, s] = short_rows[static_cast<size_t>(item / heads)];
+      const int64_t h = item % heads, group = heads / kv_heads;
       const int64_t pos = batch.seq_lens.data[s] - (qsl[s + 1] - qsl[s]) + (t - qsl[s]);
-      const int64_t first = batch.sliding_window > 0 ? std::max<int64_t>(0, pos - batch.sliding_window + 1) : 0;
-      const int64_t count = pos - first + 1;
-      const float* qh = q.as<float>() + (t * heads + h) * head_dim;
-      const float* keys = k_cache.as<float>() + (h / group) * head_dim;
-      const float* values = v_cache.as<float>() + (h / group) * head_dim;
-      float top = -std::numeric_limits<float>::infinity();
-      for (int64_t j = 0; j < count; ++j) {
-        float sc = dot(qh, keys + rows[first + j], head_dim) * batch.scale;
-        weights[static_cast<size_t>(j)] = sc;
-        top = std::max(top, sc);
-      }
-      float sum = 0.0f;
-      for (int64_t j = 0; j < count; ++j) {
-        float w = std::exp(weights[static_cast<size_t>(j)] - top);
-        weights[static_cast<size_t>(j)] = w;
-        sum += w;
-      }
-      float* oh = out.as<float>() + (t * heads + h) * head_dim;
-      std::fill(oh, oh + head_dim, 0.0f);
-      for (int64_t j = 0; j < count; ++j) {
-        axpy(weights[static_cast<size_t>(j)], values + rows[first + j], oh, head_dim);
-      }
-      const float inv = 1.0f / sum;
-      for (int64_t d = 0; d < head_dim; ++d) oh[d] *= inv;
+      attend_row(q.as<float>() + (t * heads + h) * head_dim, out.as<float>() + (t * heads + h) * head_dim, pos,
+                 kl.rows.data() + kl.base[static_cast<size_t>(s)], k_cache.as<float>() + (h / group) * head_dim,
+                 v_cache.as<float>() + (h / group) * head_dim, kl, batch, weights.data());
     }
   };
-  parallel_for(tokens * heads, threads_, int64_t{longest} * head_dim * 4, items);
+  parallel_for(static_cast<int64_t>(short_rows.size()) * heads, threads_, int64_t{longest} * head_dim * 4, items);
 }
 
 }  // namespace troupe::kernels::cpu

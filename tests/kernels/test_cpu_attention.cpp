@@ -152,6 +152,14 @@ TEST_CASE("paged attention: sliding window sees only keys after position - windo
   }
 }
 
+TEST_CASE("paged attention: long prefills past one tile of query rows, with and without a window") {
+  std::vector<seq_case> batch = {{330, 300}, {20, 1}, {280, 270}};
+  for (int32_t window : {0, 7, 100}) {
+    INFO("window " << window);
+    check_attention(batch, 4, 1, 16, 16, window, uint32_t(window) + 9);
+  }
+}
+
 TEST_CASE("rope_write_kv rotates q and k in rotate-half layout and writes k and v at their slots") {
   auto be = make_cpu_backend(1);
   std::mt19937 rng(7);
