@@ -13,9 +13,13 @@ struct segment {
 };
 
 // Matches of a regex as alternating segments (Hugging Face's Pattern::find_matches for a regex).
-void regex_segments(const regex& re, std::string_view s, std::vector<segment>& out) {
+// False when the regex engine gave up.
+bool regex_segments(const regex& re, std::string_view s, std::vector<segment>& out) {
   std::size_t prev = 0, pos = 0, b = 0, e = 0;
-  while (pos <= s.size() && re.find(s, pos, b, e)) {
+  while (pos <= s.size()) {
+    int found = re.find(s, pos, b, e);
+    if (found < 0) return false;
+    if (found == 0) break;
     if (e == b) {  // an empty match splits nothing; step over one character
       if (b >= s.size()) break;
       std::size_t n = unicode::valid_char_len(s, b);
@@ -27,6 +31,7 @@ void regex_segments(const regex& re, std::string_view s, std::vector<segment>& o
     prev = pos = e;
   }
   if (prev != s.size()) out.push_back({prev, s.size(), false});
+  return true;
 }
 
 void literal_segments(std::string_view lit, std::string_view s, std::vector<segment>& out) {
@@ -114,6 +119,10 @@ void replace_spaces(std::string& s, const std::string& rep) {
   s = std::move(out);
 }
 
+error regex_gave_up(const regex& re) {
+  return make_error("the pre-tokenizer regex '", re.pattern(), "' hit PCRE2's match limit on this input");
+}
+
 }  // namespace
 
 const std::array<char32_t, 256>& byte_to_char() {
@@ -144,10 +153,11 @@ std::shared_ptr<const regex> gpt2_regex() {
   return re;
 }
 
-void pre_tokenizer::apply(std::vector<word>& words) const {
+expected<void> pre_tokenizer::apply(std::vector<word>& words) const {
   if (type == kind::sequence) {
-    for (const auto& c : children) c.apply(words);
-    return;
+    for (const auto& c : children)
+      if (auto r = c.apply(words); !r) return r;
+    return {};
   }
   std::vector<word> out;
   out.reserve(words.size() * 2);
@@ -156,8 +166,8 @@ void pre_tokenizer::apply(std::vector<word>& words) const {
     segs.clear();
     switch (type) {
       case kind::split:
-        if (re) regex_segments(*re, w.text, segs);
-        else literal_segments(literal, w.text, segs);
+        if (!re) literal_segments(literal, w.text, segs);
+        else if (!regex_segments(*re, w.text, segs)) return regex_gave_up(*re);
         push_segments(w, merge_segments(std::move(segs), behavior, invert), out);
         break;
       case kind::digits:
@@ -168,10 +178,10 @@ void pre_tokenizer::apply(std::vector<word>& words) const {
                       out);
         break;
       case kind::byte_level: {
-        if (add_prefix_space && w.text.rfind(' ', 0) != 0) w.text.insert(0, " ");
+        if (add_prefix_space && w.text.rfind(' ', 0) != 0) w.text = ' ' + w.text;
         std::size_t first = out.size();
         if (use_regex) {
-          regex_segments(*gpt2_regex(), w.text, segs);
+          if (!regex_segments(*gpt2_regex(), w.text, segs)) return regex_gave_up(*gpt2_regex());
           push_segments(w, segs, out);
         } else if (!w.text.empty()) {
           out.push_back(std::move(w));
@@ -187,7 +197,7 @@ void pre_tokenizer::apply(std::vector<word>& words) const {
       case kind::metaspace: {
         replace_spaces(w.text, replacement);
         bool prepend = scheme == prepend_scheme::always || (scheme == prepend_scheme::first && w.at_start);
-        if (prepend && w.text.rfind(replacement, 0) != 0) w.text.insert(0, replacement);
+        if (prepend && w.text.rfind(replacement, 0) != 0) w.text = replacement + w.text;
         if (split_on_replacement) {
           literal_segments(replacement, w.text, segs);
           // each occurrence of the replacement is its own match, merged with what follows it
@@ -202,6 +212,7 @@ void pre_tokenizer::apply(std::vector<word>& words) const {
     }
   }
   words = std::move(out);
+  return {};
 }
 
 }  // namespace troupe::engine::tok

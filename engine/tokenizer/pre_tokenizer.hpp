@@ -41,8 +41,9 @@ struct pre_tokenizer {
   bool individual_digits = false;
   std::vector<pre_tokenizer> children;
 
-  /// Splits and transforms words in place, dropping empty ones, as Hugging Face does.
-  void apply(std::vector<word>& words) const;
+  /// Splits and transforms words in place, dropping empty ones, as Hugging Face does; fails only when
+  /// the regex engine gives up on pathological input.
+  expected<void> apply(std::vector<word>& words) const;
 };
 
 /// The GPT-2 pattern that ByteLevel uses when use_regex is on.

@@ -113,17 +113,18 @@ expected<std::shared_ptr<const regex>> regex::compile(std::string_view pattern) 
 
 regex::~regex() { pcre2_code_free(static_cast<pcre2_code*>(code_)); }
 
-bool regex::find(std::string_view s, std::size_t from, std::size_t& begin, std::size_t& end) const {
+int regex::find(std::string_view s, std::size_t from, std::size_t& begin, std::size_t& end) const {
   auto* code = static_cast<pcre2_code*>(code_);
   pcre2_match_data* md = thread_match_data();
   auto subject = reinterpret_cast<PCRE2_SPTR>(s.data());
   int rc = jit_ ? pcre2_jit_match(code, subject, s.size(), from, 0, md, nullptr)
                 : pcre2_match(code, subject, s.size(), from, PCRE2_NO_UTF_CHECK, md, nullptr);
-  if (rc < 0) return false;
+  if (rc == PCRE2_ERROR_NOMATCH) return 0;
+  if (rc < 0) return -1;
   PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
   begin = ov[0];
   end = ov[1];
-  return true;
+  return 1;
 }
 
 }  // namespace troupe::engine::tok

@@ -19,8 +19,9 @@ class regex {
   regex(const regex&) = delete;
   regex& operator=(const regex&) = delete;
 
-  /// Finds the leftmost match in s at or after from (valid UTF-8); false when there is none.
-  bool find(std::string_view s, std::size_t from, std::size_t& begin, std::size_t& end) const;
+  /// Finds the leftmost match in s at or after from (valid UTF-8): 1 when found, 0 when there is none,
+  /// -1 when PCRE2 gave up (its match or depth limit, on pathological input).
+  int find(std::string_view s, std::size_t from, std::size_t& begin, std::size_t& end) const;
 
   const std::string& pattern() const { return pattern_; }
 

@@ -52,7 +52,8 @@ expected<void> tokenizer_impl::encode_text(std::string_view raw, bool at_start, 
     }
     words.clear();
     words.push_back({normalized.substr(sp.begin, sp.end - sp.begin), at_start && sp.begin == 0});
-    if (pre) pre->apply(words);
+    if (pre)
+      if (auto r = pre->apply(words); !r) return r;
     for (const auto& w : words)
       if (auto r = model.tokenize(w.text, out); !r) return r;
   }

@@ -130,6 +130,18 @@ TEST_CASE("invalid UTF-8 is an error, valid edge cases are not") {
   CHECK(t.encode("").has_value());
 }
 
+TEST_CASE("a regex that gives up is an error, not a silent split") {
+  std::string json = tiny_json("[]");
+  const std::string split = R"({"type":"Split","pattern":{"String":" "},"behavior":"Removed"})";
+  json.replace(json.find(split), split.size(),
+               R"({"type":"Split","pattern":{"Regex":"(a+)+[bc]"},"behavior":"Isolated","invert":false})");
+  auto t = make(json);
+  CHECK(enc(t, "aab") == ids{1, 1, 2});  // no merges in this vocabulary: one id per character
+  auto r = t.encode(std::string(40, 'a'));
+  REQUIRE_FALSE(r.has_value());
+  CHECK(r.error().message.find("match limit") != std::string::npos);
+}
+
 TEST_CASE("lossy UTF-8 decoding replaces maximal invalid subparts like Rust") {
   using engine::unicode::from_utf8_lossy;
   const std::string r = "\xEF\xBF\xBD";
