@@ -41,8 +41,6 @@ computed_blocks kv_cache_manager::get_computed_blocks(const request& r) {
     parent = *hit;
   }
   out.num_tokens = static_cast<int32_t>(out.block_ids.size()) * bs;
-  prefix_queries_ += r.num_tokens();
-  prefix_hits_ += out.num_tokens;
   return out;
 }
 
@@ -60,6 +58,10 @@ std::optional<std::vector<int32_t>> kv_cache_manager::allocate_slots(const reque
   for (int32_t b : computed.block_ids) free_hits += pool_.block(b).ref_cnt == 0 ? 1 : 0;
   if (needed > pool_.num_free_blocks() - free_hits) return std::nullopt;
 
+  if (held == 0 && r.num_computed_tokens == 0 && pool_.caching_enabled()) {  // an admission
+    prefix_queries_ += r.num_tokens();
+    prefix_hits_ += computed.num_tokens;
+  }
   table& t = found == tables_.end() ? tables_[r.id()] : found->second;
   pool_.touch(computed.block_ids);
   for (int32_t b : computed.block_ids) {

@@ -23,8 +23,8 @@ struct kv_cache_stats {
   int32_t total_blocks = 0;
   int32_t used_blocks = 0;     ///< blocks with ref_cnt > 0
   int32_t cached_blocks = 0;   ///< blocks registered in the prefix cache (used or free)
-  int64_t prefix_queries = 0;  ///< prompt tokens looked up in the prefix cache
-  int64_t prefix_hits = 0;     ///< of those, tokens found
+  int64_t prefix_queries = 0;  ///< tokens of admitted requests (counted at their first allocation)
+  int64_t prefix_hits = 0;     ///< of those, tokens found in the prefix cache
 };
 
 /// Owns the block_pool and each request's block table. Full blocks are registered in the prefix
