@@ -2,6 +2,8 @@
 // macros, errors with line numbers, and building the context from messages.
 #include <catch2/catch.hpp>
 
+#include <fstream>
+#include <sstream>
 #include <string>
 
 #include "engine/chat/chat_template.hpp"
@@ -234,4 +236,36 @@ TEST_CASE("value_from_json keeps key order and types") {
   REQUIRE(v);
   CHECK(v->str() == "{'z': 1, 'a': [1.0, 's', None, False], 'm': {}}");
   CHECK_FALSE(value_from_json("{bad"));
+}
+
+TEST_CASE("Llama 3.1's template with builtin tools (reject filter, items, ipython role)") {
+  std::ifstream in(std::string(TROUPE_SOURCE_DIR) + "/tests/tooling/chat_templates/llama3_1_tools.jinja");
+  std::stringstream src;
+  src << in.rdbuf();
+  auto t = chat_template::parse(src.str());
+  REQUIRE(t);
+  std::vector<chat_message> msgs = {
+      {"user", value("search it"), value()},
+      {"assistant", value::none(),
+       *value_from_json(R"({"tool_calls": [{"id": "c1", "type": "function",
+                           "function": {"name": "brave_search", "arguments": {"query": "news"}}}]})")},
+      {"ipython", value("headlines"), value()},
+  };
+  auto out = apply_chat_template(*t, msgs, true, "<|begin_of_text|>", "<|eot_id|>",
+                                 *value_from_json(R"({"builtin_tools": ["brave_search", "code_interpreter"]})"));
+  REQUIRE(out);
+  CHECK(*out ==
+        "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nEnvironment: ipython\nTools: brave_search\n\n"
+        "Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n<|eot_id|>"
+        "<|start_header_id|>user<|end_header_id|>\n\nsearch it<|eot_id|>"
+        "<|start_header_id|>assistant<|end_header_id|>\n\n<|python_tag|>brave_search.call(query=\"news\")<|eom_id|>"
+        "<|start_header_id|>ipython<|end_header_id|>\n\n\"headlines\"<|eot_id|>"
+        "<|start_header_id|>assistant<|end_header_id|>\n\n");
+}
+
+TEST_CASE("Python behaviours that @huggingface/jinja lacks") {
+  CHECK(render("{{ 'xxhixx'.strip('x') }} {{ 'hello WORLD' | capitalize }} {{ true }} {{ 'a' < 'b' }}") ==
+        "hi Hello world True True");
+  CHECK(render("{{ 3 is eq(3) }} {{ '=' * 3 }} {{ [1] * 2 }} {{ 'ab' | list }} {{ [1, 2, 3] | select('odd') | list }}") ==
+        "True === [1, 1] ['a', 'b'] [1, 3]");
 }

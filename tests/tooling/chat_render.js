@@ -80,7 +80,27 @@ for (const [name, t] of Object.entries(templates)) {
     }
   }
 }
+// Feature snippets: each its own template, rendered with chat_snippets.js's context as extra variables.
+const { ctx: snippetContext, snippets } = require('./chat_snippets.js');
+const snippetSources = {};
+if (!only) {
+  for (const [name, source] of snippets) {
+    const key = 'snippet: ' + name;
+    snippetSources[key] = source;
+    const c = { id: key, template: key, messages: [], add_generation_prompt: false, bos: '', eos: '', extra: snippetContext };
+    try {
+      c.expected = new Template(source).render({ messages: [], tools: null, documents: null, add_generation_prompt: false,
+                                                 bos_token: '', eos_token: '', ...snippetContext });
+    } catch (e) {
+      c.error = String(e.message);
+      c.raised = source.includes('raise_exception') && !/^(Unknown|Parser Error)/.test(c.error);
+      ++errors;
+    }
+    cases.push(c);
+  }
+}
 const sources = Object.fromEntries(Object.entries(templates).map(([k, t]) => [k, t.source]));
+Object.assign(sources, snippetSources);
 fs.writeFileSync(path.join(work, 'chat_templates.json'), JSON.stringify(sources));
 fs.writeFileSync(path.join(work, 'chat_cases.jsonl'), cases.map((c) => JSON.stringify(c) + '\n').join(''));
 console.log(`rendered ${cases.length} cases (${errors} expected errors) over ${Object.keys(sources).length} templates into ${work}`);

@@ -101,6 +101,7 @@ int main(int argc, char** argv) {
         else report_difference(id, want, *out);
       }
     }
+    if (!ok && failed > 0 && failed < 20) std::fprintf(stderr, "  also differs: %s\n", id.c_str());
     if (!ok) ++failed;
   }
   if (total == 0) {
