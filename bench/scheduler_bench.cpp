@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <random>
 #include <string>
 #include <vector>
@@ -22,6 +23,13 @@ using clock_type = std::chrono::steady_clock;
 namespace {
 
 double micros(clock_type::duration d) { return std::chrono::duration<double, std::micro>(d).count(); }
+
+// CPU time of this thread in microseconds (what a step costs when the shared machine is busy).
+double thread_cpu_us() {
+  timespec t{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return double(t.tv_sec) * 1e6 + double(t.tv_nsec) / 1e3;
+}
 
 double percentile(std::vector<double> v, double q) {
   std::sort(v.begin(), v.end());
@@ -47,7 +55,8 @@ void scheduler_overhead(int steps) {
     p.ignore_eos = true;
     if (!s.add_request(request(i, std::move(prompt), p, {2}))) std::abort();
   }
-  auto run_step = [&](double* sched_us, double* update_us) {
+  auto run_step = [&](double* sched_us, double* update_us, double* cpu_us) {
+    const double c0 = thread_cpu_us();
     auto t0 = clock_type::now();
     schedule_output out = s.schedule();
     auto t1 = clock_type::now();
@@ -56,16 +65,18 @@ void scheduler_overhead(int steps) {
     auto t2 = clock_type::now();
     auto res = s.update_from_output(out, sampled);
     auto t3 = clock_type::now();
+    const double c1 = thread_cpu_us();
+    if (cpu_us) *cpu_us = c1 - c0 - micros(t2 - t1);
     if (sched_us) *sched_us = micros(t1 - t0);
     if (update_us) *update_us = micros(t3 - t2);
     return out.scheduled.size();
   };
-  while (s.kv().num_requests() < size_t(seqs) || s.find(seqs - 1)->num_output_tokens() == 0) run_step(nullptr, nullptr);
+  while (s.kv().num_requests() < size_t(seqs) || s.find(seqs - 1)->num_output_tokens() == 0) run_step(nullptr, nullptr, nullptr);
   const auto n = static_cast<size_t>(steps);
-  std::vector<double> sched(n), update(n), total(n);
+  std::vector<double> sched(n), update(n), total(n), cpu(n);
   size_t batch = 0;
   for (int i = 0; i < steps; ++i) {
-    batch = run_step(&sched[size_t(i)], &update[size_t(i)]);
+    batch = run_step(&sched[size_t(i)], &update[size_t(i)], &cpu[size_t(i)]);
     total[size_t(i)] = sched[size_t(i)] + update[size_t(i)];
   }
   auto mean = [](const std::vector<double>& v) {
@@ -79,8 +90,10 @@ void scheduler_overhead(int steps) {
               percentile(sched, 0.5), percentile(sched, 0.99));
   std::printf("  update_from_output()  mean %7.1f us  median %7.1f us  p99 %7.1f us\n", mean(update),
               percentile(update, 0.5), percentile(update, 0.99));
-  std::printf("  both                  mean %7.1f us  median %7.1f us  p99 %7.1f us\n", mean(total),
-              percentile(total, 0.5), percentile(total, 0.99));
+  std::printf("  both                  mean %7.1f us  median %7.1f us  p99 %7.1f us  max %7.1f us\n",
+              mean(total), percentile(total, 0.5), percentile(total, 0.99), percentile(total, 1.0));
+  std::printf("  both, thread CPU time mean %7.1f us  median %7.1f us  p99 %7.1f us  max %7.1f us\n", mean(cpu),
+              percentile(cpu, 0.5), percentile(cpu, 0.99), percentile(cpu, 1.0));
 }
 
 // 32 requests (greedy, 128 new tokens each, ignore_eos) with at most `concurrent` running at once.

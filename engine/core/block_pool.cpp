@@ -34,6 +34,7 @@ block_pool::block_pool(int32_t num_blocks, int32_t block_size, bool enable_cachi
     : block_size_(block_size), enable_caching_(enable_caching), hash_(std::move(hash)) {
   TROUPE_CHECK(num_blocks > 0 && block_size > 0 && hash_);
   blocks_.resize(static_cast<size_t>(num_blocks));
+  cache_.reserve(static_cast<size_t>(num_blocks));  // each block is cached at most once: no rehash
   for (int32_t i = 0; i < num_blocks; ++i) {
     blocks_[static_cast<size_t>(i)].id = i;
     push_tail(i);
