@@ -1,6 +1,6 @@
-// Chat-template parity: renders real chat templates (Llama 3.1, Qwen3, Llama 2, Mistral and others)
-// over many conversations with @huggingface/jinja, writes the expected strings, and runs troupe's
-// checker on them; exits 1 on the first difference (the checker names it).
+// Chat-template parity: renders real chat templates (Llama 3.1, Qwen3, Qwen2.5, Llama 2, Mistral,
+// Gemma 2, Phi-3, DeepSeek-R1 and others) over many conversations with @huggingface/jinja, writes the
+// expected strings, and runs troupe's checker on them; exits 1 on the first difference (it names it).
 // usage: node chat_render.js --work DIR [--check BIN] [--only TEMPLATE]
 'use strict';
 
@@ -35,6 +35,10 @@ const templates = {
   mistral_instruct: { source: local('mistral_instruct.jinja'), bos: '<s>', eos: '</s>', sets: ['plain'] },
   mistral_v3_tools: { source: local('mistral_v3_tools.jinja'), bos: '<s>', eos: '</s>', sets: ['plain', 'tools'] },
   zephyr_plain: { source: local('zephyr_plain.jinja'), bos: '<s>', eos: '</s>', sets: ['plain'] },
+  qwen2_5: { source: local('qwen2_5.jinja'), bos: '', eos: '<|im_end|>', sets: ['plain', 'tools'] },
+  gemma2: { source: local('gemma2.jinja'), bos: '<bos>', eos: '<eos>', sets: ['plain'] },
+  phi3: { source: local('phi3.jinja'), bos: '<s>', eos: '<|endoftext|>', sets: ['plain'] },
+  deepseek_r1: { source: local('deepseek_r1.jinja'), bos: '<｜begin▁of▁sentence｜>', eos: '<｜end▁of▁sentence｜>', sets: ['plain', 'thinking'] },
   content_parts: { source: local('content_parts.jinja'), bos: '<bos>', eos: '<eos>', sets: ['plain'], parts: true },
 };
 
