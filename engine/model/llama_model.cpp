@@ -83,9 +83,10 @@ expected<void> llama_model::upload(const weight_getter& get) {
   final_norm_ = fetch("model.norm.weight", {hidden});
   lm_head_ = cfg_.tie_word_embeddings ? embed_ : fetch("lm_head.weight", {cfg_.vocab_size, hidden});
   if (!failed.empty()) return error{failed};
-  std::vector<float> freq = rope_inv_freq(cfg_);
-  inv_freq_ = be_.alloc(kernels::shape{static_cast<int64_t>(freq.size())});
-  be_.copy_to_device(freq, inv_freq_);
+  // A float32 weight, so backends that compute in bf16 or f16 keep the angles exact.
+  inv_freq_host_ = rope_inv_freq(cfg_);
+  inv_freq_ = be_.upload_weight(kernels::dtype::f32, inv_freq_host_.data(),
+                                kernels::shape{static_cast<int64_t>(inv_freq_host_.size())});
   return {};
 }
 

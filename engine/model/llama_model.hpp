@@ -78,6 +78,7 @@ class llama_model {
   kernels::backend& be_;
   std::shared_ptr<const void> keep_alive_;
   kernels::tensor embed_, final_norm_, lm_head_, inv_freq_;
+  std::vector<float> inv_freq_host_;                // inv_freq_ may use it in place (CPU)
   kernels::index_tensor positions_, slot_mapping_;  // of the step being run
   std::unique_ptr<step_buffers> workspace_;         // activations, grown to the largest step
   int64_t workspace_tokens_ = 0;

@@ -1,4 +1,5 @@
-// Stands in for the CUDA device query in builds made without nvcc: there are no GPUs.
+// Stands in for the CUDA device query and backend in builds made without nvcc: there are no GPUs.
+#include "kernels/cuda/cuda_backend.hpp"
 #include "kernels/device.hpp"
 
 namespace troupe::kernels {
@@ -9,5 +10,18 @@ std::vector<gpu_info> list_gpus(std::string* why) {
   if (why) *why = "this build has no CUDA backend (nvcc was not found at configure time)";
   return {};
 }
+
+std::unique_ptr<backend> make_cuda_backend(int, dtype, std::string* why) {
+  if (why) *why = "this build has no CUDA backend (nvcc was not found at configure time)";
+  return nullptr;
+}
+
+std::string cuda_backend_error(const backend&) { return {}; }
+
+bool cuda_set_dummy_weights(backend&, uint64_t) { return false; }
+
+bool cuda_use_own_gemv(backend&, bool) { return false; }
+
+bool cuda_use_prefill_kernel(backend&, bool) { return false; }
 
 }  // namespace troupe::kernels

@@ -1,0 +1,47 @@
+// Causal paged attention: a per-row kernel split over long contexts (decode, any head_dim that is
+// a multiple of 8 up to 256) and a tensor-core flash-attention kernel for prefill (head_dim 64, 128).
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "kernels/dtype.hpp"
+
+namespace troupe::kernels::cuda {
+
+/// Device pointers and sizes of one paged_attention call (see kernels::attention_batch).
+struct attention_args {
+  const void* q = nullptr;        ///< [tokens, heads, head_dim]
+  const void* k_cache = nullptr;  ///< [num_blocks * block_size, kv_heads, head_dim]
+  const void* v_cache = nullptr;
+  void* out = nullptr;            ///< [tokens, heads, head_dim]
+  const int32_t* query_start_loc = nullptr;
+  const int32_t* seq_lens = nullptr;
+  const int32_t* block_tables = nullptr;
+  int num_seqs = 0, tokens = 0, heads = 0, kv_heads = 0, head_dim = 0;
+  int block_size = 0, max_blocks = 0, max_query_len = 0, max_seq_len = 0, sliding_window = 0;
+  float scale = 1.0f;
+};
+
+/// How the per-row kernel splits each row's keys: num_splits ranges of keys_per_split keys, and
+/// the float32 scratch (partial sums, maxima and denominators) that needs when num_splits > 1.
+struct split_plan {
+  int num_splits = 1;
+  int keys_per_split = 0;
+  int64_t scratch_floats = 0;
+};
+
+bool rows_supported(int head_dim);
+split_plan plan_rows(const attention_args& a, int num_sms);
+/// The per-row kernel: one block per (row, KV head, group of up to 8 query heads, split); the keys
+/// and values of a KV head are loaded once for all its query heads. scratch: plan.scratch_floats.
+cudaError_t attention_rows(dtype type, const attention_args& a, const split_plan& plan, float* scratch,
+                           cudaStream_t stream);
+
+bool prefill_supported(dtype type, int head_dim);
+/// The prefill kernel: one block of four warps per (64 query rows of a sequence, head), mma.sync
+/// tensor cores, online softmax over 64-key tiles gathered from the paged cache.
+cudaError_t attention_prefill(dtype type, const attention_args& a, cudaStream_t stream);
+
+}  // namespace troupe::kernels::cuda

@@ -1,0 +1,223 @@
+// Paged attention, one query row at a time (decode; also any head_dim the prefill kernel lacks).
+// A block serves one row, one KV head and up to eight of its query heads, so each key and value
+// is loaded once for the whole group; a subgroup of head_dim / 8 lanes takes one key (16 bytes per
+// lane), and long contexts are split over blocks whose partial results a second kernel combines.
+#include "kernels/cuda/attention.cuh"
+#include "kernels/cuda/cuda_common.cuh"
+
+#include <algorithm>
+#include <cmath>
+#include <type_traits>
+
+namespace troupe::kernels::cuda {
+namespace {
+
+constexpr int warps = 4;
+constexpr int max_group = 8;           // query heads per block
+constexpr int min_keys_per_split = 64;
+constexpr float log2e = 1.4426950408889634f;
+
+template <class T>
+__device__ __forceinline__ vec8<T> load8(const T* p) {
+  vec8<T> v;
+  *reinterpret_cast<int4*>(&v) = *reinterpret_cast<const int4*>(p);
+  return v;
+}
+
+// The sequence whose rows hold row t: the last s with query_start_loc[s] <= t.
+__device__ __forceinline__ int find_sequence(const int32_t* qsl, int num_seqs, int t) {
+  int lo = 0, hi = num_seqs - 1;
+  while (lo < hi) {
+    const int mid = (lo + hi + 1) / 2;
+    if (qsl[mid] <= t) lo = mid; else hi = mid - 1;
+  }
+  return lo;
+}
+
+template <class T, int D>
+__global__ void __launch_bounds__(warps * 32)
+    rows_kernel(attention_args a, int num_splits, int keys_per_split, float* scratch) {
+  constexpr int lanes_per_key = D / 8, keys_per_warp = 32 / lanes_per_key, subs = warps * keys_per_warp;
+  __shared__ float sm_m[subs][max_group], sm_l[subs][max_group];
+  __shared__ float sm_acc[subs][max_group][D];
+  const int t = blockIdx.x, split = blockIdx.z;
+  const int group = a.heads / a.kv_heads, chunks = (group + max_group - 1) / max_group;
+  const int g = blockIdx.y / chunks, chunk = blockIdx.y % chunks;
+  const int h0 = g * group + chunk * max_group;
+  const int hcount = min(max_group, group - chunk * max_group);
+  const int s = find_sequence(a.query_start_loc, a.num_seqs, t);
+  const int q_start = a.query_start_loc[s], q_len = a.query_start_loc[s + 1] - q_start;
+  const int pos = a.seq_lens[s] - q_len + (t - q_start);
+  const int first = a.sliding_window > 0 ? max(0, pos - a.sliding_window + 1) : 0;
+  const int kbeg = first + split * keys_per_split;
+  const int kend = min(pos + 1, kbeg + keys_per_split);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int sub = lane / lanes_per_key, part = lane % lanes_per_key;
+
+  float qf[max_group][8], acc[max_group][8], m[max_group], l[max_group];
+  const float qscale = a.scale * log2e;  // scores in the base-2 domain
+#pragma unroll
+  for (int i = 0; i < max_group; ++i) {
+    m[i] = -INFINITY;
+    l[i] = 0.0f;
+    vec8<T> qv{};
+    if (i < hcount) qv = load8(static_cast<const T*>(a.q) + (int64_t{t} * a.heads + h0 + i) * D + part * 8);
+#pragma unroll
+    for (int e = 0; e < 8; ++e) {
+      qf[i][e] = i < hcount ? to_f(qv.v[e]) * qscale : 0.0f;
+      acc[i][e] = 0.0f;
+    }
+  }
+  const T* kc = static_cast<const T*>(a.k_cache);
+  const T* vc = static_cast<const T*>(a.v_cache);
+  const int32_t* table = a.block_tables + int64_t{s} * a.max_blocks;
+  for (int base = kbeg + warp * keys_per_warp; base < kend; base += warps * keys_per_warp) {
+    const int p = base + sub;
+    const bool valid = p < kend;
+    vec8<T> kv{}, vv{};
+    if (valid) {
+      const int64_t slot = int64_t{table[p / a.block_size]} * a.block_size + p % a.block_size;
+      const int64_t off = (slot * a.kv_heads + g) * D + part * 8;
+      kv = load8(kc + off);
+      vv = load8(vc + off);
+    }
+    float kf[8], vf[8];
+#pragma unroll
+    for (int e = 0; e < 8; ++e) {
+      kf[e] = to_f(kv.v[e]);
+      vf[e] = to_f(vv.v[e]);
+    }
+#pragma unroll
+    for (int i = 0; i < max_group; ++i) {
+      if (i >= hcount) continue;  // uniform over the block
+      float d = 0.0f;
+#pragma unroll
+      for (int e = 0; e < 8; ++e) d += qf[i][e] * kf[e];
+#pragma unroll
+      for (int o = lanes_per_key / 2; o > 0; o >>= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
+      if (valid) {
+        const float mn = fmaxf(m[i], d);
+        const float c = exp2f(m[i] - mn), w = exp2f(d - mn);
+        l[i] = l[i] * c + w;
+#pragma unroll
+        for (int e = 0; e < 8; ++e) acc[i][e] = acc[i][e] * c + w * vf[e];
+        m[i] = mn;
+      }
+    }
+  }
+  const int me = warp * keys_per_warp + sub;
+#pragma unroll
+  for (int i = 0; i < max_group; ++i) {
+    if (i >= hcount) continue;
+    if (part == 0) {
+      sm_m[me][i] = m[i];
+      sm_l[me][i] = l[i];
+    }
+#pragma unroll
+    for (int e = 0; e < 8; ++e) sm_acc[me][i][part * 8 + e] = acc[i][e];
+  }
+  __syncthreads();
+  for (int idx = threadIdx.x; idx < hcount * D; idx += blockDim.x) {
+    const int i = idx / D, d = idx % D;
+    float mx = -INFINITY;
+    for (int j = 0; j < subs; ++j) mx = fmaxf(mx, sm_m[j][i]);
+    float total_l = 0.0f, total = 0.0f;
+    if (mx != -INFINITY)
+      for (int j = 0; j < subs; ++j) {
+        const float w = sm_m[j][i] == -INFINITY ? 0.0f : exp2f(sm_m[j][i] - mx);
+        total_l += w * sm_l[j][i];
+        total += w * sm_acc[j][i][d];
+      }
+    const int64_t row = int64_t{t} * a.heads + h0 + i;
+    if (num_splits == 1) {
+      static_cast<T*>(a.out)[row * D + d] = from_f<T>(total_l > 0.0f ? total / total_l : 0.0f);
+    } else {
+      const int64_t at = row * num_splits + split;
+      scratch[at * D + d] = total;
+      if (d == 0) {
+        float* ml = scratch + int64_t{a.tokens} * a.heads * num_splits * D;
+        ml[at * 2] = mx;
+        ml[at * 2 + 1] = total_l;
+      }
+    }
+  }
+}
+
+// Combines the splits of one (row, head): weights 2^(m_z - max m) on partial sums and denominators.
+template <class T>
+__global__ void combine_kernel(attention_args a, int num_splits, const float* scratch) {
+  const int64_t row = blockIdx.x;  // t * heads + h
+  const int D = a.head_dim;
+  const float* ml = scratch + int64_t{a.tokens} * a.heads * num_splits * D;
+  float mx = -INFINITY;
+  for (int z = 0; z < num_splits; ++z) mx = fmaxf(mx, ml[(row * num_splits + z) * 2]);
+  for (int d = threadIdx.x; d < D; d += blockDim.x) {
+    float total = 0.0f, total_l = 0.0f;
+    if (mx != -INFINITY)
+      for (int z = 0; z < num_splits; ++z) {
+        const float mz = ml[(row * num_splits + z) * 2];
+        const float w = mz == -INFINITY ? 0.0f : exp2f(mz - mx);
+        total_l += w * ml[(row * num_splits + z) * 2 + 1];
+        total += w * scratch[(row * num_splits + z) * D + d];
+      }
+    static_cast<T*>(a.out)[row * D + d] = from_f<T>(total_l > 0.0f ? total / total_l : 0.0f);
+  }
+}
+
+template <class T, int D>
+void launch_rows(const attention_args& a, const split_plan& plan, float* scratch, cudaStream_t stream) {
+  const int group = a.heads / a.kv_heads, chunks = (group + max_group - 1) / max_group;
+  dim3 grid(static_cast<unsigned>(a.tokens), static_cast<unsigned>(a.kv_heads * chunks),
+            static_cast<unsigned>(plan.num_splits));
+  rows_kernel<T, D><<<grid, warps * 32, 0, stream>>>(a, plan.num_splits, plan.keys_per_split, scratch);
+  if (plan.num_splits > 1)
+    combine_kernel<T><<<static_cast<unsigned>(int64_t{a.tokens} * a.heads), D < 32 ? 32 : D, 0, stream>>>(
+        a, plan.num_splits, scratch);
+}
+
+}  // namespace
+
+bool rows_supported(int head_dim) {
+  switch (head_dim) {
+    case 8: case 16: case 32: case 64: case 128: case 256: return true;
+    default: return false;
+  }
+}
+
+split_plan plan_rows(const attention_args& a, int num_sms) {
+  split_plan p;
+  const int group = a.heads / a.kv_heads, chunks = (group + max_group - 1) / max_group;
+  const int64_t base = int64_t{a.tokens} * a.kv_heads * chunks;
+  const int64_t want = 2LL * num_sms;
+  const int64_t by_length = (a.max_seq_len + min_keys_per_split - 1) / min_keys_per_split;
+  int64_t splits = 1;
+  if (base < want) splits = std::min<int64_t>(by_length, (want + base - 1) / base);
+  p.num_splits = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(splits, 1024)));
+  p.keys_per_split = (a.max_seq_len + p.num_splits - 1) / p.num_splits;
+  if (p.keys_per_split < 1) p.keys_per_split = 1;
+  p.scratch_floats = p.num_splits > 1 ? int64_t{a.tokens} * a.heads * p.num_splits * (a.head_dim + 2) : 0;
+  return p;
+}
+
+cudaError_t attention_rows(dtype type, const attention_args& a, const split_plan& plan, float* scratch,
+                           cudaStream_t stream) {
+  if (a.tokens <= 0) return cudaSuccess;
+  if (!rows_supported(a.head_dim) || type == dtype::f32) return cudaErrorInvalidValue;
+  dispatch_type(type, [&](auto e) {
+    using T = decltype(e);
+    if constexpr (!std::is_same_v<T, float>) {
+      switch (a.head_dim) {
+        case 8: launch_rows<T, 8>(a, plan, scratch, stream); break;
+        case 16: launch_rows<T, 16>(a, plan, scratch, stream); break;
+        case 32: launch_rows<T, 32>(a, plan, scratch, stream); break;
+        case 64: launch_rows<T, 64>(a, plan, scratch, stream); break;
+        case 128: launch_rows<T, 128>(a, plan, scratch, stream); break;
+        case 256: launch_rows<T, 256>(a, plan, scratch, stream); break;
+        default: break;
+      }
+    }
+  });
+  return cudaGetLastError();
+}
+
+}  // namespace troupe::kernels::cuda

@@ -1,0 +1,214 @@
+// The CUDA backend's creation, error state, memory (stream-ordered pool) and host transfers.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <limits>
+#include <vector>
+
+#include "kernels/cuda/convert.cuh"
+#include "kernels/cuda/cuda_backend.hpp"
+#include "kernels/cuda/cuda_backend_impl.cuh"
+
+namespace troupe::kernels {
+
+std::unique_ptr<backend> make_cuda_backend(int device, dtype compute, std::string* why) {
+  return cuda::cuda_backend::create(device, compute, why);
+}
+
+std::string cuda_backend_error(const backend& be) {
+  const auto* c = dynamic_cast<const cuda::cuda_backend*>(&be);
+  return c != nullptr ? c->error() : std::string();
+}
+
+bool cuda_set_dummy_weights(backend& be, uint64_t seed) {
+  auto* c = dynamic_cast<cuda::cuda_backend*>(&be);
+  if (c == nullptr) return false;
+  c->set_dummy_weights(seed);
+  return true;
+}
+
+bool cuda_use_own_gemv(backend& be, bool on) {
+  auto* c = dynamic_cast<cuda::cuda_backend*>(&be);
+  if (c == nullptr) return false;
+  c->set_own_gemv(on);
+  return true;
+}
+
+bool cuda_use_prefill_kernel(backend& be, bool on) {
+  auto* c = dynamic_cast<cuda::cuda_backend*>(&be);
+  if (c == nullptr) return false;
+  c->set_prefill_kernel(on);
+  return true;
+}
+
+}  // namespace troupe::kernels
+
+namespace troupe::kernels::cuda {
+
+device_context::~device_context() {
+  if (stream != nullptr) {
+    cudaStreamSynchronize(stream);
+    cudaStreamDestroy(stream);
+  }
+}
+
+std::unique_ptr<cuda_backend> cuda_backend::create(int device, dtype compute, std::string* why) {
+  auto fail = [&](std::string reason) -> std::unique_ptr<cuda_backend> {
+    if (why) *why = std::move(reason);
+    cudaGetLastError();
+    return nullptr;
+  };
+  if (compute != dtype::bf16 && compute != dtype::f16) return fail("the CUDA backend computes in bf16 or f16 only");
+  int count = 0;
+  if (cudaError_t e = cudaGetDeviceCount(&count); e != cudaSuccess) return fail(cudaGetErrorString(e));
+  if (device < 0 || device >= count) return fail("no CUDA device " + std::to_string(device));
+  cudaDeviceProp prop{};
+  if (cudaError_t e = cudaGetDeviceProperties(&prop, device); e != cudaSuccess) return fail(cudaGetErrorString(e));
+  if (prop.major < 8) return fail(std::string(prop.name) + " is below sm_80, which the CUDA kernels need");
+  if (cudaError_t e = cudaSetDevice(device); e != cudaSuccess) return fail(cudaGetErrorString(e));
+  std::unique_ptr<cuda_backend> be(new cuda_backend());
+  be->ctx_ = std::make_shared<device_context>();
+  be->ctx_->device = device;
+  if (cudaError_t e = cudaStreamCreateWithFlags(&be->ctx_->stream, cudaStreamNonBlocking); e != cudaSuccess)
+    return fail(cudaGetErrorString(e));
+  // Freed memory stays in the pool: per-step buffers are then as cheap as a pointer bump.
+  cudaMemPool_t pool;
+  if (cudaDeviceGetDefaultMemPool(&pool, device) == cudaSuccess) {
+    uint64_t keep = std::numeric_limits<uint64_t>::max();
+    cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep);
+  }
+  if (cublasCreate(&be->blas_) != CUBLAS_STATUS_SUCCESS) return fail("cublasCreate failed");
+  cublasSetStream(be->blas_, be->ctx_->stream);
+  constexpr size_t workspace_bytes = size_t{32} << 20;
+  be->blas_workspace_ = be->device_bytes(workspace_bytes);
+  if (!be->ok()) return fail(be->error());
+  cublasSetWorkspace(be->blas_, be->blas_workspace_.get(), workspace_bytes);
+  be->compute_ = compute;
+  be->num_sms_ = prop.multiProcessorCount;
+  be->name_ = "cuda:" + std::to_string(device);
+  return be;
+}
+
+cuda_backend::~cuda_backend() {
+  if (ctx_) cudaStreamSynchronize(ctx_->stream);
+  blas_workspace_.reset();
+  if (blas_ != nullptr) cublasDestroy(blas_);
+}
+
+bool cuda_backend::check(cudaError_t e, const char* what, const char* file, int line) {
+  if (e == cudaSuccess) return true;
+  if (error_.empty()) {
+    char where[64];
+    std::snprintf(where, sizeof where, ":%d", line);
+    error_ = std::string("CUDA error: ") + cudaGetErrorString(e) + " in " + what + " at " + file + where;
+  }
+  cudaGetLastError();
+  return false;
+}
+
+bool cuda_backend::check_blas(cublasStatus_t s, const char* what, const char* file, int line) {
+  if (s == CUBLAS_STATUS_SUCCESS) return true;
+  if (error_.empty()) {
+    char where[64];
+    std::snprintf(where, sizeof where, ":%d (status %d)", line, static_cast<int>(s));
+    error_ = std::string("cuBLAS error in ") + what + " at " + file + where;
+  }
+  return false;
+}
+
+std::shared_ptr<void> cuda_backend::device_bytes(size_t nbytes) {
+  void* p = nullptr;
+  if (!ok() || !TROUPE_CUDA_OK(cudaMallocAsync(&p, std::max<size_t>(nbytes, 16), ctx_->stream))) return nullptr;
+  std::shared_ptr<device_context> ctx = ctx_;
+  return std::shared_ptr<void>(p, [ctx](void* q) { cudaFreeAsync(q, ctx->stream); });
+}
+
+tensor cuda_backend::make_tensor(dtype type, shape dims) {
+  tensor t;
+  t.dims = dims;
+  t.type = type;
+  t.owner = device_bytes(static_cast<size_t>(dims.numel()) * dtype_size(type));
+  t.data = t.owner.get();
+  return t;
+}
+
+tensor cuda_backend::alloc(shape dims) { return make_tensor(compute_, dims); }
+
+tensor cuda_backend::alloc_zeroed(shape dims) {
+  tensor t = alloc(dims);
+  if (t.data != nullptr) TROUPE_CUDA_OK(cudaMemsetAsync(t.data, 0, t.nbytes(), ctx_->stream));
+  return t;
+}
+
+tensor cuda_backend::upload_weight(dtype type, const void* host, shape dims) {
+  // Vectors (norm weights, biases, RoPE frequencies) stay float32; matrices take the compute type.
+  const dtype store = dims.rank() <= 1 ? dtype::f32 : compute_;
+  tensor t = make_tensor(store, dims);
+  if (t.data == nullptr) return t;
+  const int64_t n = dims.numel();
+  if (dummy_) {
+    const bool vector = dims.rank() <= 1;
+    const float amplitude = vector ? 0.05f : 1.0f / std::sqrt(static_cast<float>(dims.row_size()));
+    TROUPE_CUDA_OK(fill_random(store, t.data, n, vector ? 1.0f : 0.0f, amplitude, dummy_seed_ * 1000003u + dummy_count_++,
+                               ctx_->stream));
+    return t;
+  }
+  TROUPE_CHECK(host != nullptr);
+  if (type == store) {
+    TROUPE_CUDA_OK(cudaMemcpyAsync(t.data, host, t.nbytes(), cudaMemcpyHostToDevice, ctx_->stream));
+    return t;
+  }
+  auto staging = device_bytes(static_cast<size_t>(n) * dtype_size(type));
+  if (staging == nullptr) return t;
+  TROUPE_CUDA_OK(cudaMemcpyAsync(staging.get(), host, static_cast<size_t>(n) * dtype_size(type),
+                                 cudaMemcpyHostToDevice, ctx_->stream));
+  TROUPE_CUDA_OK(convert(type, staging.get(), store, t.data, n, ctx_->stream));
+  return t;
+}
+
+index_tensor cuda_backend::upload_indices(std::span<const int32_t> host, shape dims) {
+  TROUPE_CHECK(static_cast<int64_t>(host.size()) == dims.numel());
+  index_tensor t;
+  t.dims = dims;
+  t.owner = device_bytes(host.size_bytes());
+  t.data = static_cast<int32_t*>(t.owner.get());
+  if (t.data != nullptr && !host.empty())
+    TROUPE_CUDA_OK(cudaMemcpyAsync(t.data, host.data(), host.size_bytes(), cudaMemcpyHostToDevice, ctx_->stream));
+  return t;
+}
+
+void cuda_backend::copy_to_device(std::span<const float> host, tensor& dst) {
+  TROUPE_CHECK(static_cast<int64_t>(host.size()) == dst.numel());
+  if (!ok() || host.empty()) return;
+  if (dst.type == dtype::f32) {
+    TROUPE_CUDA_OK(cudaMemcpyAsync(dst.data, host.data(), host.size_bytes(), cudaMemcpyHostToDevice, ctx_->stream));
+    return;
+  }
+  auto staging = device_bytes(host.size_bytes());
+  if (staging == nullptr) return;
+  TROUPE_CUDA_OK(cudaMemcpyAsync(staging.get(), host.data(), host.size_bytes(), cudaMemcpyHostToDevice, ctx_->stream));
+  TROUPE_CUDA_OK(convert(dtype::f32, staging.get(), dst.type, dst.data, dst.numel(), ctx_->stream));
+}
+
+void cuda_backend::copy_to_host(const tensor& src, std::span<float> host) {
+  TROUPE_CHECK(static_cast<int64_t>(host.size()) == src.numel());
+  auto poison = [&] { std::fill(host.begin(), host.end(), std::numeric_limits<float>::quiet_NaN()); };
+  if (!ok()) return poison();
+  if (host.empty()) return;
+  std::shared_ptr<void> staging;
+  const void* from = src.data;
+  if (src.type != dtype::f32) {
+    staging = device_bytes(host.size_bytes());
+    if (staging == nullptr) return poison();
+    TROUPE_CUDA_OK(convert(src.type, src.data, dtype::f32, staging.get(), src.numel(), ctx_->stream));
+    from = staging.get();
+  }
+  TROUPE_CUDA_OK(cudaMemcpyAsync(host.data(), from, host.size_bytes(), cudaMemcpyDeviceToHost, ctx_->stream));
+  TROUPE_CUDA_OK(cudaStreamSynchronize(ctx_->stream));
+  if (!ok()) poison();
+}
+
+void cuda_backend::synchronize() { TROUPE_CUDA_OK(cudaStreamSynchronize(ctx_->stream)); }
+
+}  // namespace troupe::kernels::cuda

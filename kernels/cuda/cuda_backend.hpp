@@ -1,0 +1,35 @@
+// The CUDA backend's public face (plain C++, no CUDA headers): how to make one and its extras.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "kernels/backend.hpp"
+
+namespace troupe::kernels {
+
+/// A backend on CUDA device `device` computing in `compute` (bf16 or f16): weights are converted
+/// once at upload, activations and the KV cache are kept in `compute`, matrix products go through
+/// cuBLAS with float32 accumulation. Returns nullptr (with the reason in *why) when the build has
+/// no CUDA or the device cannot be used.
+std::unique_ptr<backend> make_cuda_backend(int device, dtype compute, std::string* why = nullptr);
+
+/// The first CUDA or cuBLAS error the backend met, "" while there was none (or for a backend that
+/// is not a CUDA one). After an error the backend's ops do nothing and copies to the host give NaN.
+std::string cuda_backend_error(const backend& be);
+
+/// Dummy loads: from now on the CUDA backend ignores the host data of upload_weight (which may be
+/// null) and fills each weight on the GPU with seeded uniform random values (matrices in
+/// +-1/sqrt(columns), vectors near 1), as vLLM's dummy load format. False for other backends.
+bool cuda_set_dummy_weights(backend& be, uint64_t seed);
+
+/// Where a CUDA backend sends matrix-vector products (one row of activations): true (the default)
+/// uses troupe's own kernel, false cuBLAS. False for other backends.
+bool cuda_use_own_gemv(backend& be, bool on);
+
+/// Where a CUDA backend sends attention when a sequence has several new rows: true (the default)
+/// uses the tensor-core prefill kernel where head_dim allows, false the per-row kernel.
+bool cuda_use_prefill_kernel(backend& be, bool on);
+
+}  // namespace troupe::kernels

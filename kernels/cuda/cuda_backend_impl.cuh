@@ -1,0 +1,88 @@
+// The CUDA backend class (internal: CUDA and cuBLAS types); kernels/cuda/cuda_backend.hpp is the public face.
+#pragma once
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <memory>
+#include <string>
+
+#include "kernels/backend.hpp"
+
+namespace troupe::kernels::cuda {
+
+/// The device and stream, kept alive by every tensor the backend hands out (their memory is freed
+/// in stream order on this stream).
+struct device_context {
+  int device = 0;
+  cudaStream_t stream = nullptr;
+  ~device_context();
+};
+
+class cuda_backend final : public backend {
+ public:
+  /// nullptr with the reason in *why when the device cannot be used.
+  static std::unique_ptr<cuda_backend> create(int device, dtype compute, std::string* why);
+  ~cuda_backend() override;
+
+  std::string_view name() const override { return name_; }
+  dtype compute_type() const override { return compute_; }
+
+  tensor alloc(shape dims) override;
+  tensor alloc_zeroed(shape dims) override;
+  tensor upload_weight(dtype type, const void* host, shape dims) override;
+  index_tensor upload_indices(std::span<const int32_t> host, shape dims) override;
+  void copy_to_device(std::span<const float> host, tensor& dst) override;
+  void copy_to_host(const tensor& src, std::span<float> host) override;
+  void synchronize() override;
+
+  void embedding(const tensor& table, const index_tensor& ids, tensor& out) override;
+  void rms_norm(const tensor& x, const tensor& weight, float eps, tensor& out) override;
+  void add_rms_norm(const tensor& x, tensor& residual, const tensor& weight, float eps, tensor& out) override;
+  void matmul(const tensor& x, const tensor& weight, const tensor* bias, tensor& out) override;
+  void rope_write_kv(tensor& q, tensor& k, const tensor& v, const index_tensor& positions, const tensor& inv_freq,
+                     const index_tensor& slot_mapping, tensor& k_cache, tensor& v_cache) override;
+  void paged_attention(const tensor& q, const tensor& k_cache, const tensor& v_cache, const attention_batch& batch,
+                       tensor& out) override;
+  void silu_and_mul(const tensor& gate, const tensor& up, tensor& out) override;
+  void add(const tensor& a, const tensor& b, tensor& out) override;
+  void gather_rows(const tensor& x, const index_tensor& rows, tensor& out) override;
+
+  const std::string& error() const { return error_; }
+  bool ok() const { return error_.empty(); }
+  void set_dummy_weights(uint64_t seed) {
+    dummy_ = true;
+    dummy_seed_ = seed;
+  }
+  void set_own_gemv(bool on) { own_gemv_ = on; }
+  void set_prefill_kernel(bool on) { prefill_kernel_ = on; }
+  cudaStream_t stream() const { return ctx_->stream; }
+
+  /// Records the first failure; true when e is success.
+  bool check(cudaError_t e, const char* what, const char* file, int line);
+  bool check_blas(cublasStatus_t s, const char* what, const char* file, int line);
+
+ private:
+  cuda_backend() = default;
+  std::shared_ptr<void> device_bytes(size_t nbytes);  // stream-ordered allocation, null on failure
+  tensor make_tensor(dtype type, shape dims);
+
+  std::shared_ptr<device_context> ctx_;
+  cublasHandle_t blas_ = nullptr;
+  std::shared_ptr<void> blas_workspace_;
+  dtype compute_ = dtype::bf16;
+  std::string name_;
+  std::string error_;
+  int num_sms_ = 1;
+  bool dummy_ = false;
+  uint64_t dummy_seed_ = 0, dummy_count_ = 0;
+  bool own_gemv_ = true;
+  bool prefill_kernel_ = true;
+};
+
+}  // namespace troupe::kernels::cuda
+
+/// Every CUDA runtime call of the backend goes through this: a failure becomes the backend's error
+/// state (see cuda_backend_error) instead of an abort.
+#define TROUPE_CUDA_OK(call) check((call), #call, __FILE__, __LINE__)
+#define TROUPE_CUBLAS_OK(call) check_blas((call), #call, __FILE__, __LINE__)

@@ -1,0 +1,168 @@
+// The CUDA backend's ops: shape checks, then our kernels or cuBLAS on the backend's stream.
+#include "kernels/cuda/attention.cuh"
+#include "kernels/cuda/cuda_backend_impl.cuh"
+#include "kernels/cuda/elementwise.cuh"
+#include "kernels/cuda/embedding.cuh"
+#include "kernels/cuda/gemv.cuh"
+#include "kernels/cuda/rms_norm.cuh"
+#include "kernels/cuda/rope_kv.cuh"
+
+namespace troupe::kernels::cuda {
+namespace {
+
+cudaDataType_t blas_type(dtype t) {
+  switch (t) {
+    case dtype::bf16: return CUDA_R_16BF;
+    case dtype::f16: return CUDA_R_16F;
+    case dtype::f32: return CUDA_R_32F;
+  }
+  return CUDA_R_32F;
+}
+
+}  // namespace
+
+void cuda_backend::embedding(const tensor& table, const index_tensor& ids, tensor& out) {
+  const int64_t hidden = table.dims.row_size();
+  TROUPE_CHECK(table.type == compute_ && out.type == compute_ && out.numel() == ids.numel() * hidden);
+  if (!ok()) return;
+  TROUPE_CUDA_OK(cuda::embedding(compute_, table.data, table.dims.rows(), hidden, ids.data, ids.numel(), out.data,
+                                 stream()));
+}
+
+void cuda_backend::rms_norm(const tensor& x, const tensor& weight, float eps, tensor& out) {
+  const int64_t n = weight.numel();
+  TROUPE_CHECK(weight.type == dtype::f32 && x.type == compute_ && out.type == compute_);
+  TROUPE_CHECK(x.dims.row_size() == n && out.numel() == x.numel());
+  if (!ok()) return;
+  TROUPE_CUDA_OK(cuda::rms_norm(compute_, x.data, nullptr, weight.as<float>(), eps, x.dims.rows(), n, out.data,
+                                stream()));
+}
+
+void cuda_backend::add_rms_norm(const tensor& x, tensor& residual, const tensor& weight, float eps, tensor& out) {
+  const int64_t n = weight.numel();
+  TROUPE_CHECK(weight.type == dtype::f32 && x.type == compute_ && residual.type == compute_ && out.type == compute_);
+  TROUPE_CHECK(x.numel() == residual.numel() && out.numel() == x.numel() && x.dims.row_size() == n);
+  if (!ok()) return;
+  TROUPE_CUDA_OK(cuda::rms_norm(compute_, x.data, residual.data, weight.as<float>(), eps, x.dims.rows(), n, out.data,
+                                stream()));
+}
+
+void cuda_backend::matmul(const tensor& x, const tensor& weight, const tensor* bias, tensor& out) {
+  const int64_t m = x.dims.rows(), k = x.dims.row_size(), n = weight.dims.rows();
+  TROUPE_CHECK(x.type == compute_ && weight.type == compute_ && out.type == compute_);
+  TROUPE_CHECK(weight.dims.row_size() == k && out.numel() == m * n);
+  const bool has_bias = bias != nullptr && !bias->empty();
+  if (has_bias) TROUPE_CHECK(bias->numel() == n && bias->type == dtype::f32);
+  if (!ok() || m == 0) return;
+  if (m == 1 && own_gemv_ && gemv_supported(compute_, x.data, weight.data, k)) {
+    TROUPE_CUDA_OK(gemv(compute_, x.data, weight.data, has_bias ? bias->as<float>() : nullptr, out.data, n, k,
+                        stream()));
+    return;
+  }
+  // Row-major out[m, n] = x[m, k] · W[n, k]ᵀ is column-major outᵀ[n, m] = W[k, n]ᵀ · xᵀ[k, m].
+  const float alpha = 1.0f, beta = 0.0f;
+  const cudaDataType_t t = blas_type(compute_);
+  TROUPE_CUBLAS_OK(cublasGemmEx(blas_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(n), static_cast<int>(m),
+                                static_cast<int>(k), &alpha, weight.data, t, static_cast<int>(k), x.data, t,
+                                static_cast<int>(k), &beta, out.data, t, static_cast<int>(n), CUBLAS_COMPUTE_32F,
+                                CUBLAS_GEMM_DEFAULT));
+  if (has_bias) TROUPE_CUDA_OK(add_bias(compute_, out.data, bias->as<float>(), m, n, stream()));
+}
+
+void cuda_backend::rope_write_kv(tensor& q, tensor& k, const tensor& v, const index_tensor& positions,
+                                 const tensor& inv_freq, const index_tensor& slot_mapping, tensor& k_cache,
+                                 tensor& v_cache) {
+  TROUPE_CHECK(q.dims.rank() == 3 && k.dims.rank() == 3 && k.dims[0] == q.dims[0]);
+  const int64_t tokens = q.dims[0], head_dim = q.dims[2];
+  TROUPE_CHECK(k.dims[2] == head_dim && v.numel() == k.numel() && inv_freq.numel() == head_dim / 2);
+  TROUPE_CHECK(inv_freq.type == dtype::f32 && q.type == compute_ && k.type == compute_ && v.type == compute_);
+  TROUPE_CHECK(positions.numel() == tokens && slot_mapping.numel() == tokens);
+  TROUPE_CHECK(k_cache.dims.rank() == 4 && k_cache.dims[2] == k.dims[1] && k_cache.dims[3] == head_dim);
+  TROUPE_CHECK(v_cache.dims == k_cache.dims && k_cache.type == compute_ && v_cache.type == compute_);
+  if (!ok()) return;
+  rope_kv_args a;
+  a.q = q.data;
+  a.k = k.data;
+  a.v = v.data;
+  a.positions = positions.data;
+  a.inv_freq = inv_freq.as<float>();
+  a.slots = slot_mapping.data;
+  a.k_cache = k_cache.data;
+  a.v_cache = v_cache.data;
+  a.tokens = tokens;
+  a.num_slots = k_cache.dims[0] * k_cache.dims[1];
+  a.heads = static_cast<int>(q.dims[1]);
+  a.kv_heads = static_cast<int>(k.dims[1]);
+  a.head_dim = static_cast<int>(head_dim);
+  TROUPE_CUDA_OK(cuda::rope_write_kv(compute_, a, stream()));
+}
+
+void cuda_backend::paged_attention(const tensor& q, const tensor& k_cache, const tensor& v_cache,
+                                   const attention_batch& batch, tensor& out) {
+  TROUPE_CHECK(q.dims.rank() == 3 && k_cache.dims.rank() == 4 && k_cache.dims[3] == q.dims[2]);
+  TROUPE_CHECK(k_cache.dims[2] > 0 && q.dims[1] % k_cache.dims[2] == 0 && out.numel() == q.numel());
+  TROUPE_CHECK(v_cache.dims == k_cache.dims && batch.query_start_loc.numel() == batch.seq_lens.numel() + 1);
+  TROUPE_CHECK(q.type == compute_ && out.type == compute_ && k_cache.type == compute_);
+  if (!ok() || q.dims[0] == 0) return;
+  attention_args a;
+  a.q = q.data;
+  a.k_cache = k_cache.data;
+  a.v_cache = v_cache.data;
+  a.out = out.data;
+  a.query_start_loc = batch.query_start_loc.data;
+  a.seq_lens = batch.seq_lens.data;
+  a.block_tables = batch.block_tables.data;
+  a.num_seqs = static_cast<int>(batch.seq_lens.numel());
+  a.tokens = static_cast<int>(q.dims[0]);
+  a.heads = static_cast<int>(q.dims[1]);
+  a.kv_heads = static_cast<int>(k_cache.dims[2]);
+  a.head_dim = static_cast<int>(q.dims[2]);
+  a.block_size = static_cast<int>(k_cache.dims[1]);
+  a.max_blocks = static_cast<int>(batch.block_tables.dims[1]);
+  a.max_query_len = batch.max_query_len;
+  a.max_seq_len = batch.max_seq_len;
+  a.sliding_window = batch.sliding_window;
+  a.scale = batch.scale;
+  if (a.max_query_len <= 0 || a.max_seq_len <= 0) {  // the host bounds are needed for the launch
+    check(cudaErrorInvalidValue, "paged_attention: max_query_len and max_seq_len must be set", __FILE__, __LINE__);
+    return;
+  }
+  if (prefill_kernel_ && a.max_query_len > 1 && prefill_supported(compute_, a.head_dim)) {
+    TROUPE_CUDA_OK(attention_prefill(compute_, a, stream()));
+    return;
+  }
+  if (!rows_supported(a.head_dim)) {
+    check(cudaErrorInvalidValue, "paged_attention: head_dim must be 8, 16, 32, 64, 128 or 256", __FILE__, __LINE__);
+    return;
+  }
+  const split_plan plan = plan_rows(a, num_sms_);
+  std::shared_ptr<void> scratch;
+  if (plan.scratch_floats > 0) {
+    scratch = device_bytes(static_cast<size_t>(plan.scratch_floats) * sizeof(float));
+    if (scratch == nullptr) return;
+  }
+  TROUPE_CUDA_OK(attention_rows(compute_, a, plan, static_cast<float*>(scratch.get()), stream()));
+}
+
+void cuda_backend::silu_and_mul(const tensor& gate, const tensor& up, tensor& out) {
+  TROUPE_CHECK(gate.numel() == up.numel() && out.numel() == gate.numel());
+  TROUPE_CHECK(gate.type == compute_ && up.type == compute_ && out.type == compute_);
+  if (!ok()) return;
+  TROUPE_CUDA_OK(cuda::silu_and_mul(compute_, gate.data, up.data, out.data, gate.numel(), stream()));
+}
+
+void cuda_backend::add(const tensor& a, const tensor& b, tensor& out) {
+  TROUPE_CHECK(a.numel() == b.numel() && out.numel() == a.numel());
+  TROUPE_CHECK(a.type == compute_ && b.type == compute_ && out.type == compute_);
+  if (!ok()) return;
+  TROUPE_CUDA_OK(cuda::add(compute_, a.data, b.data, out.data, a.numel(), stream()));
+}
+
+void cuda_backend::gather_rows(const tensor& x, const index_tensor& rows, tensor& out) {
+  const int64_t n = x.dims.row_size();
+  TROUPE_CHECK(out.numel() == rows.numel() * n && x.type == compute_ && out.type == compute_);
+  if (!ok()) return;
+  TROUPE_CUDA_OK(cuda::gather_rows(compute_, x.data, x.dims.rows(), n, rows.data, rows.numel(), out.data, stream()));
+}
+
+}  // namespace troupe::kernels::cuda

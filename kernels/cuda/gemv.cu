@@ -1,0 +1,90 @@
+// Matrix-vector product: each warp streams two weight rows with several 16-byte loads in flight.
+#include "kernels/cuda/cuda_common.cuh"
+#include "kernels/cuda/gemv.cuh"
+
+#include <type_traits>
+
+namespace troupe::kernels::cuda {
+namespace {
+
+constexpr int warps_per_block = 8;
+constexpr int rows_per_warp = 2;
+constexpr int unroll = 4;
+
+template <class T>
+__device__ __forceinline__ vec8<T> load_stream(const vec8<T>* p) {
+  int4 raw = __ldg(reinterpret_cast<const int4*>(p));
+  vec8<T> v;
+  *reinterpret_cast<int4*>(&v) = raw;
+  return v;
+}
+
+template <class T>
+__device__ __forceinline__ float dot8(const vec8<T>& a, const vec8<T>& b) {
+  float s = 0.0f;
+#pragma unroll
+  for (int e = 0; e < 8; ++e) s += to_f(a.v[e]) * to_f(b.v[e]);
+  return s;
+}
+
+template <class T>
+__global__ void __launch_bounds__(warps_per_block * 32)
+    gemv_kernel(const T* __restrict__ x, const T* __restrict__ w, const float* __restrict__ bias,
+                T* __restrict__ out, int64_t n, int64_t k) {
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int64_t row0 = (int64_t{blockIdx.x} * warps_per_block + warp) * rows_per_warp;
+  if (row0 >= n) return;
+  const int64_t kv = k / 8;
+  const auto* xv = reinterpret_cast<const vec8<T>*>(x);
+  const vec8<T>* wv[rows_per_warp];
+#pragma unroll
+  for (int r = 0; r < rows_per_warp; ++r)
+    wv[r] = reinterpret_cast<const vec8<T>*>(w + (row0 + r < n ? row0 + r : n - 1) * k);
+  float acc[rows_per_warp] = {};
+  int64_t i = lane;
+  for (; i + 32 * (unroll - 1) < kv; i += 32 * unroll) {
+    vec8<T> xs[unroll], ws[rows_per_warp][unroll];
+#pragma unroll
+    for (int u = 0; u < unroll; ++u) {
+#pragma unroll
+      for (int r = 0; r < rows_per_warp; ++r) ws[r][u] = load_stream(wv[r] + i + 32 * u);
+      xs[u] = load_stream(xv + i + 32 * u);
+    }
+#pragma unroll
+    for (int u = 0; u < unroll; ++u)
+#pragma unroll
+      for (int r = 0; r < rows_per_warp; ++r) acc[r] += dot8(ws[r][u], xs[u]);
+  }
+  for (; i < kv; i += 32) {
+    const vec8<T> xs = load_stream(xv + i);
+#pragma unroll
+    for (int r = 0; r < rows_per_warp; ++r) acc[r] += dot8(load_stream(wv[r] + i), xs);
+  }
+#pragma unroll
+  for (int r = 0; r < rows_per_warp; ++r) {
+    const float s = warp_sum(acc[r]);
+    if (lane == 0 && row0 + r < n) out[row0 + r] = from_f<T>(s + (bias != nullptr ? bias[row0 + r] : 0.0f));
+  }
+}
+
+}  // namespace
+
+bool gemv_supported(dtype type, const void* x, const void* w, int64_t k) {
+  return type != dtype::f32 && k % 8 == 0 && aligned16(x) && aligned16(w);
+}
+
+cudaError_t gemv(dtype type, const void* x, const void* w, const float* bias, void* out, int64_t n, int64_t k,
+                 cudaStream_t stream) {
+  if (n <= 0) return cudaSuccess;
+  const int64_t rows_per_block = warps_per_block * rows_per_warp;
+  const auto blocks = static_cast<unsigned>((n + rows_per_block - 1) / rows_per_block);
+  dispatch_type(type, [&](auto e) {
+    using T = decltype(e);
+    if constexpr (!std::is_same_v<T, float>)
+      gemv_kernel<T><<<blocks, warps_per_block * 32, 0, stream>>>(static_cast<const T*>(x), static_cast<const T*>(w),
+                                                                   bias, static_cast<T*>(out), n, k);
+  });
+  return cudaGetLastError();
+}
+
+}  // namespace troupe::kernels::cuda

@@ -1,0 +1,29 @@
+// Rotary position embedding of q and k, fused with writing k and v into the paged KV cache.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "kernels/dtype.hpp"
+
+namespace troupe::kernels::cuda {
+
+struct rope_kv_args {
+  void* q = nullptr;             ///< [tokens, heads, head_dim], rotated in place
+  void* k = nullptr;             ///< [tokens, kv_heads, head_dim], rotated in place
+  const void* v = nullptr;       ///< [tokens, kv_heads, head_dim]
+  const int32_t* positions = nullptr;
+  const float* inv_freq = nullptr;  ///< [head_dim / 2], float32
+  const int32_t* slots = nullptr;   ///< [tokens]; negative: no cache write
+  void* k_cache = nullptr;          ///< [num_slots, kv_heads, head_dim]
+  void* v_cache = nullptr;
+  int64_t tokens = 0, num_slots = 0;
+  int heads = 0, kv_heads = 0, head_dim = 0;
+};
+
+/// Rotate-half RoPE (Hugging Face Llama layout) at angle positions[t] * inv_freq[i], computed in
+/// float32 with accurate sine and cosine, then the cache writes. Slots past num_slots are skipped.
+cudaError_t rope_write_kv(dtype type, const rope_kv_args& a, cudaStream_t stream);
+
+}  // namespace troupe::kernels::cuda
