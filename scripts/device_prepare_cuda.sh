@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Run HERE before a GPU-machine call for the CUDA backend: builds in build-cuda (CUDA on), then gathers
+# the CUDA test binaries, the benchmark and the Debian runtime libraries they need into .device-cuda/
+# (ignored through .git/info/exclude), which the call carries (`carry: [".device-cuda"]`).
+# cuBLAS is not carried (540 MB): scripts/gpu_cuda.sh finds the GPU machine's own copy.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+grep -qxF '/.device-cuda/' .git/info/exclude 2>/dev/null || echo '/.device-cuda/' >> .git/info/exclude
+cmake -S . -B build-cuda -DCMAKE_BUILD_TYPE=Release >/dev/null
+targets=(kernels_test_cuda_ops kernels_test_cuda_attention kernels_test_cuda_model cuda_bench)
+cmake --build build-cuda -j "${JOBS:-2}" --target "${targets[@]}" >/dev/null
+rm -rf .device-cuda && mkdir -p .device-cuda/bin .device-cuda/lib
+cp build-cuda/tests/kernels_test_cuda_ops build-cuda/tests/kernels_test_cuda_attention \
+   build-cuda/tests/kernels_test_cuda_model build-cuda/bench/cuda_bench .device-cuda/bin/
+strip --strip-unneeded .device-cuda/bin/*
+for bin in .device-cuda/bin/*; do
+  ldd "$bin" | awk '$3 ~ /^\// {print $1, $3}'
+done | sort -u | while read -r soname path; do
+  case "$soname" in
+    libc.so*|libm.so*|libpthread*|libdl*|librt*|ld-linux*|libstdc++*|libgcc_s*|libcuda.so*|libcublas*|libcudart*) continue;;
+  esac
+  cp "$(readlink -f "$path")" ".device-cuda/lib/$soname"
+done
+echo "$PWD" > .device-cuda/source_dir
+git rev-parse --short HEAD > .device-cuda/commit
+du -sh .device-cuda

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Run ON the GPU machine (after scripts/device_prepare_cuda.sh here, carrying .device-cuda): every CUDA
+# test, the CUDA model against transformers in bf16 on random-weight models, and the benchmarks
+# (decode-1 and prefill-2k against the card's measured ceilings). Logs go to $OUT; a table is last.
+# STEPS (default "tests hf bench") picks parts.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-/tmp/gpu_cuda_out}
+mkdir -p "$OUT"
+STEPS=${STEPS:-tests hf bench}
+bin=.device-cuda/bin
+# cuBLAS from the machine's CUDA toolkit or its PyTorch wheels.
+cublas=$(find /usr/local/cuda*/ /usr/lib /opt -name 'libcublasLt.so.13*' 2>/dev/null | head -1)
+[ -n "$cublas" ] || { echo "no libcublasLt.so.13 on this machine"; exit 1; }
+export LD_LIBRARY_PATH="$PWD/.device-cuda/lib:$(dirname "$cublas")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# The binaries were built in another folder: make that path lead here (fixtures are found through it).
+built_at=$(cat .device-cuda/source_dir)
+if [ "$(readlink -f "$built_at" 2>/dev/null)" != "$PWD" ]; then
+  mkdir -p "$(dirname "$built_at")"
+  [ -e "$built_at" ] || ln -s "$PWD" "$built_at"
+fi
+declare -A result
+order=()
+note() { result[$1]=$2; order+=("$1"); }
+card=$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -1)
+echo "card: $card; commit $(cat .device-cuda/commit)"
+
+if [[ " $STEPS " == *" tests "* ]]; then
+  for t in kernels_test_cuda_ops kernels_test_cuda_attention kernels_test_cuda_model; do
+    start=$(date +%s)
+    if $bin/$t -s -r compact >"$OUT/$t.log" 2>&1; then s=pass; else s=FAIL; grep -B3 -A12 -E "FAILED|failed" "$OUT/$t.log" | head -60; fi
+    grep -E "^model " "$OUT/$t.log" | head -40
+    note "$t" "$s ($(tail -1 "$OUT/$t.log" | cut -c1-90)) $(( $(date +%s) - start ))s"
+  done
+fi
+
+if [[ " $STEPS " == *" hf "* ]]; then
+  for shape in gqa64 mha128; do
+    dir=/tmp/hf_$shape
+    if SHAPE=$shape DIR=$dir python3 - >"$OUT/hf_$shape.py.log" 2>&1 <<'PY'
+import os, numpy as np, torch
+from transformers import LlamaConfig, LlamaForCausalLM
+shape, d = os.environ["SHAPE"], os.environ["DIR"]
+torch.manual_seed(0)
+if shape == "gqa64":
+    cfg = LlamaConfig(hidden_size=1024, intermediate_size=2816, num_hidden_layers=4, num_attention_heads=16,
+                      num_key_value_heads=4, head_dim=64, vocab_size=4096, max_position_embeddings=2048,
+                      rms_norm_eps=1e-5, rope_theta=10000.0)
+else:
+    cfg = LlamaConfig(hidden_size=1024, intermediate_size=2752, num_hidden_layers=4, num_attention_heads=8,
+                      num_key_value_heads=8, head_dim=128, vocab_size=4096, max_position_embeddings=2048,
+                      rms_norm_eps=1e-5, rope_theta=500000.0)
+model = LlamaForCausalLM(cfg)
+with torch.no_grad():  # weights of a trained model's scale, so logits are not flat
+    for name, p in model.named_parameters():
+        if p.dim() == 2:
+            p.normal_(0.0, 0.6 / p.shape[1] ** 0.5 if "embed" not in name else 1.0)
+model = model.to(torch.bfloat16).cuda().eval()
+model.save_pretrained(d, safe_serialization=True)
+ids = torch.randint(3, cfg.vocab_size, (1, 300), generator=torch.Generator().manual_seed(1))
+with torch.no_grad():
+    logits = model(ids.cuda()).logits[0].float().cpu().numpy()
+ids[0].numpy().astype(np.int32).tofile(os.path.join(d, "ids.i32"))
+logits.astype(np.float32).tofile(os.path.join(d, "hf_logits.f32"))
+print("saved", d, logits.shape)
+PY
+    then
+      if TROUPE_HF_DIR=$dir $bin/kernels_test_cuda_model "[.hf]" -s >"$OUT/hf_$shape.log" 2>&1; then s=pass; else s=FAIL; tail -30 "$OUT/hf_$shape.log"; fi
+      note "transformers bf16 $shape" "$s: $(grep -E '^hf .* chunk 0' "$OUT/hf_$shape.log" | sed 's/^hf [^ ]* //')"
+    else
+      tail -20 "$OUT/hf_$shape.py.log"
+      note "transformers bf16 $shape" "python failed"
+    fi
+  done
+fi
+
+if [[ " $STEPS " == *" bench "* ]]; then
+  for args in "--shape llama2-7b" "--shape llama2-7b --cublas-gemv" "--shape llama3-8b"; do
+    log="$OUT/bench_$(echo $args | tr -c 'a-z0-9' '_').log"
+    $bin/cuda_bench $args >"$log" 2>&1 || echo "cuda_bench $args failed: $(tail -3 "$log")"
+    cat "$log"
+  done
+fi
+
+echo
+echo "| check ($card) | result |"
+echo "| --- | --- |"
+for k in "${order[@]}"; do echo "| $k | ${result[$k]} |"; done

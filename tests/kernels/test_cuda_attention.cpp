@@ -1,0 +1,127 @@
+// The CUDA paged attention (decode kernel split over long contexts; tensor-core prefill kernel)
+// against the CPU backend: batches mixing decode rows, fresh prompts and chunks after a cached
+// prefix, over shuffled cache blocks, GQA 1/4/8, head_dim 8 to 128, sliding windows, long contexts.
+#include <numeric>
+
+#include "tests/kernels/test_cuda_util.hpp"
+
+using namespace troupe::cuda_test;
+
+namespace {
+
+struct seq_case {
+  int32_t context;  // tokens in all, the new ones included
+  int32_t fresh;    // new tokens (query rows)
+};
+
+struct attention_case {
+  std::vector<seq_case> seqs;
+  int64_t heads, kv_heads, dim, block_size;
+  int32_t window;
+};
+
+// Runs one case on the GPU (with the prefill kernel allowed or not) and on the CPU; returns the errors.
+void check_case(backend& gpu, const attention_case& c, uint32_t seed) {
+  auto cpu = make_cpu_backend(2);
+  std::mt19937 rng(seed);
+  int64_t max_blocks = 0, total_blocks = 3, tokens = 0;
+  int32_t max_q = 0, max_len = 0;
+  for (auto s : c.seqs) {
+    const int64_t b = (s.context + c.block_size - 1) / c.block_size;
+    max_blocks = std::max(max_blocks, b);
+    total_blocks += b;
+    tokens += s.fresh;
+    max_q = std::max(max_q, s.fresh);
+    max_len = std::max(max_len, s.context);
+  }
+  std::vector<int32_t> pool(static_cast<size_t>(total_blocks));
+  std::iota(pool.begin(), pool.end(), 0);
+  std::shuffle(pool.begin(), pool.end(), rng);
+  std::vector<int32_t> tables(size_t(int64_t(c.seqs.size()) * max_blocks), 0), qsl = {0}, lens;
+  size_t next = 0;
+  for (size_t s = 0; s < c.seqs.size(); ++s) {
+    for (int64_t b = 0; b * c.block_size < c.seqs[s].context; ++b) tables[s * size_t(max_blocks) + size_t(b)] = pool[next++];
+    qsl.push_back(qsl.back() + c.seqs[s].fresh);
+    lens.push_back(c.seqs[s].context);
+  }
+  const shape cache_dims{total_blocks, c.block_size, c.kv_heads, c.dim};
+  auto kc = rounded(gpu, random_values(size_t(cache_dims.numel()), rng));
+  auto vc = rounded(gpu, random_values(size_t(cache_dims.numel()), rng));
+  auto q = rounded(gpu, random_values(size_t(tokens * c.heads * c.dim), rng));
+  const shape qdims{tokens, c.heads, c.dim};
+  auto run = [&](backend& be) {
+    attention_batch batch;
+    batch.query_start_loc = be.upload_indices(qsl, {int64_t(qsl.size())});
+    batch.seq_lens = be.upload_indices(lens, {int64_t(lens.size())});
+    batch.block_tables = be.upload_indices(tables, {int64_t(c.seqs.size()), max_blocks});
+    batch.max_query_len = max_q;
+    batch.max_seq_len = max_len;
+    batch.sliding_window = c.window;
+    batch.scale = 1.0f / std::sqrt(float(c.dim));
+    auto out = poisoned(be, qdims);
+    be.paged_attention(upload(be, q, qdims), upload(be, kc, cache_dims), upload(be, vc, cache_dims), batch, out);
+    return download(be, out);
+  };
+  const auto want = run(*cpu);
+  for (bool prefill_kernel : {true, false}) {
+    cuda_use_prefill_kernel(gpu, prefill_kernel);
+    const auto got = run(gpu);
+    INFO("prefill kernel allowed " << prefill_kernel << ": max rel " << max_rel_error(got, want) << " l2 rel "
+                                   << l2_rel_error(got, want));
+    CHECK(max_rel_error(got, want) < tolerance(gpu.compute_type()));
+    CHECK(l2_rel_error(got, want) < tolerance(gpu.compute_type()) / 2);
+  }
+  cuda_use_prefill_kernel(gpu, true);
+  CHECK(cuda_backend_error(gpu).empty());
+}
+
+TEST_CASE("cuda paged attention matches the CPU: decode batches", "[cuda]") {
+  for (dtype ct : {dtype::bf16, dtype::f16}) {
+    auto gpu = gpu_or_skip(ct);
+    if (!gpu) return;
+    const std::vector<attention_case> cases = {
+        {{{1, 1}}, 4, 4, 8, 16, 0},
+        {{{17, 1}, {16, 1}, {15, 1}}, 8, 2, 16, 16, 0},
+        {{{300, 1}, {1, 1}, {64, 1}}, 32, 32, 128, 16, 0},    // MHA
+        {{{1000, 1}, {33, 1}}, 32, 8, 128, 16, 0},            // GQA 4
+        {{{4097, 1}}, 32, 4, 128, 16, 0},                     // GQA 8, long: split and combined
+        {{{2500, 1}, {129, 1}}, 16, 2, 64, 32, 0},            // GQA 8, head_dim 64, blocks of 32
+        {{{3000, 1}, {50, 1}}, 8, 1, 128, 16, 700},           // sliding window, one KV head
+        {{{640, 1}}, 64, 4, 32, 16, 0},                       // 16 query heads per KV head: two groups
+        {{{90, 1}, {12, 1}, {200, 1}, {7, 1}, {1, 1}}, 12, 12, 256, 16, 0},
+    };
+    uint32_t seed = 10;
+    for (const auto& c : cases) {
+      INFO(to_string(ct) << " heads " << c.heads << "/" << c.kv_heads << " dim " << c.dim << " first context "
+                         << c.seqs[0].context << " window " << c.window);
+      check_case(*gpu, c, seed++);
+    }
+  }
+}
+
+TEST_CASE("cuda paged attention matches the CPU: prefill, chunked prefill and mixed batches", "[cuda]") {
+  for (dtype ct : {dtype::bf16, dtype::f16}) {
+    auto gpu = gpu_or_skip(ct);
+    if (!gpu) return;
+    const std::vector<attention_case> cases = {
+        {{{64, 64}}, 4, 4, 64, 16, 0},
+        {{{77, 77}}, 8, 2, 128, 16, 0},                    // odd length, GQA 4
+        {{{200, 77}}, 32, 4, 128, 16, 0},                  // chunk after a cached prefix, GQA 8
+        {{{1000, 130}, {5, 5}, {300, 1}}, 32, 8, 128, 16, 0},  // mixed: chunk, short prompt, decode row
+        {{{513, 513}}, 16, 16, 64, 32, 0},
+        {{{700, 700}}, 8, 2, 128, 16, 100},                // sliding window inside the prompt
+        {{{1500, 200}}, 8, 8, 64, 16, 333},                // window reaching into the cached prefix
+        {{{2048, 2048}}, 32, 8, 128, 16, 0},               // prefill-2k shape (GQA)
+        {{{40, 40}, {17, 9}}, 4, 2, 16, 16, 0},            // head_dim 16: per-row kernel only
+        {{{33, 33}}, 8, 4, 8, 16, 5},                      // head_dim 8 with a window
+    };
+    uint32_t seed = 100;
+    for (const auto& c : cases) {
+      INFO(to_string(ct) << " heads " << c.heads << "/" << c.kv_heads << " dim " << c.dim << " first "
+                         << c.seqs[0].context << "/" << c.seqs[0].fresh << " window " << c.window);
+      check_case(*gpu, c, seed++);
+    }
+  }
+}
+
+}  // namespace
