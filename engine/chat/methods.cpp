@@ -2,6 +2,8 @@
 // items, ...), and the string helpers the filters share.
 #include <utf8proc.h>
 
+#include <algorithm>
+
 #include "engine/chat/builtins.hpp"
 
 namespace troupe::engine::chat::detail {
@@ -138,18 +140,31 @@ value immutable(const std::string& what) {
 }  // namespace
 
 std::string py_strip(std::string_view s, const value& chars, bool left, bool right) {
-  auto cps = decode(s);
   std::vector<int32_t> set = chars.is_string() ? decode(chars.as_string()) : std::vector<int32_t>{};
   auto strip_it = [&](int32_t c) {
     if (!chars.is_string()) return is_py_space(c);
-    for (int32_t x : set)
-      if (x == c) return true;
-    return false;
+    return std::find(set.begin(), set.end(), c) != set.end();
   };
-  size_t b = 0, e = cps.size();
-  if (left) while (b < e && strip_it(cps[b])) ++b;
-  if (right) while (e > b && strip_it(cps[e - 1])) --e;
-  return encode({cps.begin() + long(b), cps.begin() + long(e)});
+  // Works on bytes, decoding only the code points at the two ends.
+  auto at = [&](size_t i, size_t end) {
+    utf8proc_int32_t cp;
+    utf8proc_ssize_t n = utf8proc_iterate(reinterpret_cast<const utf8proc_uint8_t*>(s.data() + i),
+                                          utf8proc_ssize_t(end - i), &cp);
+    return std::pair<int32_t, size_t>(n > 0 ? cp : 0xFFFD, n > 0 ? size_t(n) : 1);
+  };
+  size_t b = 0, e = s.size();
+  while (left && b < e) {
+    auto [cp, n] = at(b, e);
+    if (!strip_it(cp)) break;
+    b += n;
+  }
+  while (right && e > b) {
+    size_t start = e - 1;
+    while (start > b && (static_cast<unsigned char>(s[start]) & 0xC0) == 0x80) --start;
+    if (!strip_it(at(start, e).first)) break;
+    e = start;
+  }
+  return std::string(s.substr(b, e - b));
 }
 
 std::string py_upper(std::string_view s) {
