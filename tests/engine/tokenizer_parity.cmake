@@ -1,5 +1,5 @@
-# Tokenizer parity with the official Hugging Face library (npm `tokenizers`): the corpus of
-# tests/tooling/corpus.js through Llama 3, Qwen3, Mistral, stories260k and synthetic variants.
+# Tokenizer parity with the official Hugging Face library (npm `tokenizers`), and checks of `troupe tokenize`:
+# the parity corpus of tests/tooling/corpus.js through Llama 3, Qwen3, Mistral, stories260k and synthetic variants.
 # Fails (never skips) when node or tests/tooling/node_modules is missing: `make deps` installs them.
 find_program(TROUPE_NODE node)
 if(TROUPE_NODE)
@@ -11,3 +11,7 @@ else()
            COMMAND sh -c "echo 'FAIL: node is not installed; run make deps' >&2; exit 1")
 endif()
 set_tests_properties(engine/tokenizer_parity PROPERTIES TIMEOUT 600)
+
+# The tokenize command itself: exact ids on the bundled tokenizer, decoding, and its errors.
+add_test(NAME engine/tokenize_cli
+         COMMAND bash ${CMAKE_SOURCE_DIR}/tests/tooling/cli_errors.sh $<TARGET_FILE:troupe>)
