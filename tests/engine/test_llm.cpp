@@ -222,3 +222,62 @@ TEST_CASE("a hash that always collides still gives every prompt its own outputs"
   }
   REQUIRE(e->engine_scheduler().kv().stats().prefix_hits > 0);
 }
+
+TEST_CASE("output processor: streamed pieces add up to the text, held back only while a stop could start") {
+  const tokenizer& tok = *the().tok;
+  const auto ref = alone(encode(prompts[1]), [] {
+    request_params p;
+    p.max_tokens = 80;
+    p.sampling.temperature = 0.0f;
+    return p;
+  }());
+  output_processor texts(tok);
+  texts.add(1, {"zzz"});  // never matches: at most two bytes held back
+  incremental_detokenizer plain(tok);  // what is final without stop strings
+  std::string streamed, final_text;
+  bool held_some = false;
+  for (size_t i = 0; i < ref.output_ids.size(); ++i) {
+    const bool last = i + 1 == ref.output_ids.size();
+    auto d = texts.push(1, std::span<const int32_t>(&ref.output_ids[i], 1), last);
+    REQUIRE_FALSE(d.stopped);
+    streamed += d.text;
+    final_text += plain.push(ref.output_ids[i]);
+    if (!last) {
+      REQUIRE(final_text.compare(0, streamed.size(), streamed) == 0);
+      REQUIRE(final_text.size() - streamed.size() <= 2);
+      held_some = held_some || final_text.size() > streamed.size();
+    }
+  }
+  REQUIRE(held_some);
+  REQUIRE(streamed == ref.text);
+  REQUIRE(texts.size() == 0);
+}
+
+TEST_CASE("output processor: the earliest stop string wins and text is cut at UTF-8 boundaries") {
+  const tokenizer& tok = *the().tok;
+  output_processor texts(tok);
+  const ids words = encode("the cat sat on the mat");
+  texts.add(7, {"mat", "sat"});
+  auto d = texts.push(7, words, false);
+  REQUIRE(d.stopped);
+  REQUIRE(d.stop_string == "sat");
+  REQUIRE(d.text == tok.decode(words).substr(0, tok.decode(words).find("sat")));
+  REQUIRE(texts.size() == 0);
+  REQUIRE(texts.push(7, words, false).text.empty());  // forgotten after the stop
+
+  const ids accented = encode("\xC3\xA9" "a");  // "éa": a two-byte character first
+  REQUIRE(tok.decode(accented).find("\xC3\xA9" "a") != std::string::npos);
+  texts.add(8, {"xyz"});
+  std::string seen;
+  for (int32_t t : accented) {
+    auto piece = texts.push(8, std::span<const int32_t>(&t, 1), false);
+    seen += piece.text;
+    // Never half a character: no piece ends on a lead byte or starts with a continuation byte.
+    if (!piece.text.empty()) {
+      REQUIRE((static_cast<unsigned char>(piece.text.front()) & 0xC0) != 0x80);
+      REQUIRE((static_cast<unsigned char>(piece.text.back()) & 0xC0) != 0xC0);
+    }
+  }
+  seen += texts.push(8, {}, true).text;
+  REQUIRE(seen == tok.decode(accented));
+}
