@@ -7,6 +7,8 @@
 
 #include "app/commands.hpp"
 #include "app/json_out.hpp"
+#include "app/prompts_file.hpp"
+#include "engine/core/llm.hpp"
 #include "engine/generation/generate.hpp"
 #include "kernels/cpu/cpu_backend.hpp"
 
@@ -27,7 +29,48 @@ struct generate_args {
   bool ignore_eos = false;
   bool json = false;
   int threads = 0;
+  std::string prompts_file;
+  engine::llm_options engine;
 };
+
+/// Prints one --prompts-file result: sample 0's fields at the top, every sample under "samples".
+void print_output(const engine::llm_output& out, bool json) {
+  if (!json) {
+    if (!out.error.empty()) std::printf("error: %s\n", out.error.c_str());
+    for (const auto& s : out.samples) std::printf("%s\n", s.text.c_str());
+    return;
+  }
+  if (!out.error.empty()) {
+    std::printf("{\"prompt_ids\":%s,\"error\":%s}\n", json_ids(out.prompt_ids).c_str(),
+                json_string(out.error).c_str());
+    return;
+  }
+  auto sample_fields = [](const engine::llm_sample& s) {
+    return "\"output_ids\":" + json_ids(s.output_ids) + ",\"text\":" + json_string(s.text) +
+           ",\"finish_reason\":" + json_string(s.finish_reason);
+  };
+  std::string line = "{\"prompt_ids\":" + json_ids(out.prompt_ids) + "," + sample_fields(out.samples[0]) +
+                     ",\"samples\":[";
+  for (size_t i = 0; i < out.samples.size(); ++i)
+    line += (i ? ",{" : "{") + sample_fields(out.samples[i]) + "}";
+  std::printf("%s]}\n", line.c_str());
+}
+
+/// Runs every line of --prompts-file through the engine at once (continuous batching).
+int run_prompts_file(const generate_args& a, engine::llama_model& model, const engine::tokenizer& tok) {
+  auto requests = read_prompts_file(a.prompts_file);
+  if (!requests) {
+    std::fprintf(stderr, "troupe: %s\n", requests.error().message.c_str());
+    return 1;
+  }
+  auto engine = engine::llm::create(model, tok, a.engine);
+  if (!engine) {
+    std::fprintf(stderr, "troupe: %s\n", engine.error().message.c_str());
+    return 1;
+  }
+  for (const auto& out : (*engine)->generate(*requests)) print_output(out, a.json);
+  return 0;
+}
 
 /// Parses a JSON array of token ids such as "[1, 403, 407]".
 expected<std::vector<int32_t>> parse_ids(const std::string& text) {
@@ -46,8 +89,9 @@ expected<std::vector<int32_t>> parse_ids(const std::string& text) {
 }
 
 int run_generate(const generate_args& a) {
-  if (a.prompt.empty() && a.prompt_ids.empty()) {
-    std::fprintf(stderr, "troupe: give the prompt with --prompt TEXT or --prompt-ids '[ids]'\n");
+  if (a.prompt.empty() && a.prompt_ids.empty() && a.prompts_file.empty()) {
+    std::fprintf(stderr,
+                 "troupe: give the prompt with --prompt TEXT, --prompt-ids '[ids]' or --prompts-file FILE\n");
     return 2;
   }
   const int threads = a.threads > 0 ? a.threads : int(std::max(1u, std::thread::hardware_concurrency()));
@@ -62,6 +106,7 @@ int run_generate(const generate_args& a) {
     std::fprintf(stderr, "troupe: cannot load the tokenizer: %s\n", tok.error().message.c_str());
     return 1;
   }
+  if (!a.prompts_file.empty()) return run_prompts_file(a, **model, *tok);
   engine::generate_options opt;
   opt.max_tokens = a.max_tokens;
   opt.ignore_eos = a.ignore_eos;
@@ -101,7 +146,19 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--model", args->model, "Hugging Face model folder")->capture_default_str();
   auto* text = cmd->add_option("--prompt", args->prompt, "The text to continue");
   auto* ids = cmd->add_option("--prompt-ids", args->prompt_ids, "The prompt as a JSON array of token ids");
+  auto* file = cmd->add_option("--prompts-file", args->prompts_file,
+                               "Run many prompts at once: one JSON object per line with \"prompt\" and the "
+                               "sampling fields of the HTTP API (max_tokens, temperature, top_p, top_k, "
+                               "min_p, penalties, logit_bias, seed, stop, n, ignore_eos, priority)");
   text->excludes(ids);
+  file->excludes(text);
+  file->excludes(ids);
+  cmd->add_option("--kv-cache-blocks", args->engine.kv_cache_blocks,
+                  "KV cache blocks for --prompts-file (0: sized from the limits)")->capture_default_str();
+  cmd->add_option("--max-num-seqs", args->engine.max_num_seqs, "Sequences per step at most")
+      ->capture_default_str();
+  cmd->add_option("--max-num-batched-tokens", args->engine.max_num_batched_tokens, "Tokens per step at most")
+      ->capture_default_str();
   cmd->add_option("--max-tokens", args->max_tokens, "Most tokens to generate")
       ->capture_default_str()->check(CLI::NonNegativeNumber);
   cmd->add_option("--temperature", args->temperature, "0 is greedy")->capture_default_str();

@@ -1,0 +1,57 @@
+# `troupe generate --prompts-file` runs many prompts at once: outputs come in input order and equal
+# one-at-a-time greedy runs, under a small KV cache too; bad lines are named.
+# Usage: cmake -DTROUPE=... -DWORK=... -P check_prompts_file.cmake
+file(REMOVE_RECURSE "${WORK}")
+file(MAKE_DIRECTORY "${WORK}")
+set(prompts "Once upon a time" "Lily and Tom went to the park." "The little dog was sad because"
+            "One day, a girl named Sue found a shiny" "Tim had a red ball" "The sun was hot")
+set(lengths 40 7 64 23 1 50)
+set(lines "")
+foreach(p len IN ZIP_LISTS prompts lengths)
+  string(APPEND lines "{\"prompt\": \"${p}\", \"max_tokens\": ${len}, \"temperature\": 0, \"ignore_eos\": true}\n")
+endforeach()
+file(WRITE "${WORK}/prompts.jsonl" "${lines}")
+
+foreach(flags "--kv-cache-blocks;0" "--kv-cache-blocks;12;--max-num-batched-tokens;16;--max-num-seqs;3")
+  execute_process(COMMAND "${TROUPE}" generate --prompts-file "${WORK}/prompts.jsonl" --json ${flags}
+                  OUTPUT_VARIABLE out ERROR_VARIABLE err RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "--prompts-file ${flags} failed (${rc}): ${err}")
+  endif()
+  string(REPLACE "\n" ";" out_lines "${out}")
+  list(FILTER out_lines EXCLUDE REGEX "^$")
+  list(LENGTH out_lines n)
+  if(NOT n EQUAL 6)
+    message(FATAL_ERROR "expected 6 output lines, got ${n}:\n${out}")
+  endif()
+  foreach(p len got IN ZIP_LISTS prompts lengths out_lines)
+    execute_process(COMMAND "${TROUPE}" generate --prompt "${p}" --max-tokens ${len} --temperature 0
+                            --ignore-eos --json
+                    OUTPUT_VARIABLE alone RESULT_VARIABLE rc)
+    string(JSON want GET "${alone}" output_ids)
+    string(JSON have GET "${got}" output_ids)
+    string(JSON have_len LENGTH "${got}" output_ids)
+    string(REGEX REPLACE "[ \n]" "" want "${want}")
+    string(REGEX REPLACE "[ \n]" "" have "${have}")
+    if(NOT want STREQUAL have OR NOT have_len EQUAL len)
+      message(FATAL_ERROR "${flags}: '${p}' differs from a run alone\n got:  ${have}\n want: ${want}")
+    endif()
+  endforeach()
+  message(STATUS "${flags}: 6 outputs in order, equal to runs alone")
+endforeach()
+
+function(expect_line_error content pattern)
+  file(WRITE "${WORK}/bad.jsonl" "{\"prompt\": \"fine\"}\n${content}\n")
+  execute_process(COMMAND "${TROUPE}" generate --prompts-file "${WORK}/bad.jsonl"
+                  OUTPUT_VARIABLE out ERROR_VARIABLE err RESULT_VARIABLE rc)
+  if(rc EQUAL 0 OR NOT err MATCHES "line 2: .*${pattern}")
+    message(FATAL_ERROR "bad line '${content}': expected an error naming line 2 and '${pattern}', got (${rc}):\n${err}")
+  endif()
+  message(STATUS "${err}")
+endfunction()
+expect_line_error("{\"prompt\": 3}" "prompt")
+expect_line_error("{\"max_tokens\": 3}" "prompt.* missing")
+expect_line_error("{\"prompt\": \"x\", \"temprature\": 1}" "unknown field \"temprature\"")
+expect_line_error("{\"prompt\": \"x\", \"stop\": [1]}" "stop")
+expect_line_error("{\"prompt\": \"x\", \"logit_bias\": {\"abc\": 1}}" "logit_bias")
+expect_line_error("not json" "JSON")
