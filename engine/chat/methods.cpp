@@ -234,6 +234,8 @@ value method(const value& self, const std::string& name) {
         {"endswith", [](const value& s, call_args& a) { return affix(s, a, false); }},
         {"split", [](const value& s, call_args& a) -> expected<value> {
            value mx = arg(a, 1, "maxsplit", value(-1));
+           value sep = arg(a, 0, "sep");
+           if (sep.is_string() && sep.as_string().empty()) return make_error("str.split: empty separator");
            return value(split(s.as_string(), arg(a, 0, "sep"), mx.is_int() ? mx.as_int() : -1));
          }},
         {"replace", [](const value& s, call_args& a) -> expected<value> {

@@ -69,6 +69,8 @@ static error operand_error(const std::string& op, const value& a, const value& b
 }
 
 static expected<value> repeat(const value& seq, int64_t n) {
+  size_t unit = seq.is_string() ? seq.as_string().size() : seq.as_list().size();
+  if (n > 0 && unit > 0 && uint64_t(n) > (uint64_t(1) << 26) / unit) return make_error("repetition is too large");
   if (seq.is_string()) {
     std::string out;
     for (int64_t i = 0; i < n; ++i) out += seq.as_string();

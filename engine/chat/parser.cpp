@@ -48,6 +48,8 @@ expected<body> parser::parse_body(std::initializer_list<std::string_view> ends, 
 
 
 expected<stmt_ptr> parser::parse_statement() {
+  depth_guard guard(depth_);
+  if (depth_ > max_depth) return fail("statements nest too deeply");
   if (cur().kind != token_kind::name) return fail("expected a statement name");
   auto s = std::make_unique<stmt>();
   s->line = cur().line;
@@ -200,6 +202,8 @@ expected<expr_ptr> parser::parse_tuple(bool with_cond) {
 }
 
 expected<expr_ptr> parser::parse_expression() {
+  depth_guard guard(depth_);
+  if (depth_ > max_depth) return fail("expressions nest too deeply");
   CHAT_TRY(e, parse_or());
   while (is_name("if")) {
     int line = cur().line;

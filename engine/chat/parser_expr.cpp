@@ -45,6 +45,8 @@ expected<expr_ptr> parser::parse_binary_level(int level) {
 }
 
 expected<expr_ptr> parser::parse_unary(bool with_filter) {
+  depth_guard guard(depth_);
+  if (depth_ > max_depth) return fail("expressions nest too deeply");
   expr_ptr e;
   if (is_op("-") || is_op("+")) {
     e = node(expr_kind::unary, cur().line, t_[i_++].text);

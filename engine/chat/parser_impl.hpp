@@ -122,8 +122,17 @@ class parser {
   expected<expr_ptr> parse_filter_chain(expr_ptr subject);
   expected<void> parse_call_args(expr& call);
 
+  /// Counts nesting so that a pathological template fails instead of overflowing the stack.
+  struct depth_guard {
+    int& d;
+    explicit depth_guard(int& depth) : d(++depth) {}
+    ~depth_guard() { --d; }
+  };
+  static constexpr int max_depth = 256;
+
   std::vector<token> t_;
   size_t i_ = 0;
+  int depth_ = 0;
 
 };
 

@@ -190,6 +190,16 @@ TEST_CASE("errors name the line and what is wrong") {
   CHECK(error_of("{% for x in 5 %}{% endfor %}") == "line 1: cannot loop over int");
   CHECK(error_of("{{ xs.append(1) }}", R"({"xs": []})").find("cannot modify") != std::string::npos);
   CHECK(error_of("{{ 1 / 0 }}") == "line 1: division by zero");
+  CHECK(error_of("{{ 'abc'.split('') }}") == "line 1: str.split: empty separator");
+  CHECK(error_of("{{ 'x' * 1000000000000 }}") == "line 1: repetition is too large");
+  CHECK(error_of("{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}").find("macros nest too deeply") != std::string::npos);
+  CHECK(error_of("{{ " + std::string(5000, '(') + "1" + std::string(5000, ')') + " }}").find("nest too deeply") !=
+        std::string::npos);
+  CHECK(error_of("{{ " + std::string(5000, '-') + "1 }}").find("nest too deeply") != std::string::npos);
+  std::string deep_ifs;
+  for (int i = 0; i < 2000; ++i) deep_ifs += "{% if true %}";
+  CHECK(error_of(deep_ifs).find("statements nest too deeply") != std::string::npos);
+  CHECK(error_of("{% for x in xs recursive %}{% endfor %}").find("recursive loops are not supported") != std::string::npos);
 }
 
 TEST_CASE("globals: range, namespace, strftime_now") {
