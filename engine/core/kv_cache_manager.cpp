@@ -23,7 +23,7 @@ kv_cache_stats kv_cache_manager::stats() const {
 
 computed_blocks kv_cache_manager::get_computed_blocks(const request& r) {
   computed_blocks out;
-  if (!pool_.caching_enabled()) return out;
+  if (!pool_.caching_enabled() || r.params().prompt_logprobs >= 0) return out;
   TROUPE_CHECK(blocks_of(r.id()).empty());
   const int32_t bs = block_size();
   const auto& tokens = r.all_token_ids();

@@ -42,7 +42,8 @@ class kv_cache_manager {
   kv_cache_stats stats() const;
 
   /// The longest cached prefix of r's tokens in full blocks, never including the block that holds
-  /// r's last token (its logits must be computed). Call for a request that holds no blocks.
+  /// r's last token (its logits must be computed), and nothing for a request that asks for prompt
+  /// logprobs (they need the logits of every prompt row). Call for a request that holds no blocks.
   computed_blocks get_computed_blocks(const request& r);
 
   /// Makes room for num_new_tokens more tokens after r.num_computed_tokens and the new computed

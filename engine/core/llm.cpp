@@ -139,10 +139,22 @@ std::vector<llm_output> llm::generate(std::span<const llm_request> requests) {
     }
     ++steps_;
     tokens_ += uint64_t(step.total_num_scheduled_tokens);
-    for (const request_output& r : sched_->update_from_output(step, *sampled)) {
+    std::unordered_map<request_id, size_t> entry;
+    for (size_t i = 0; i < step.scheduled.size(); ++i) {
+      entry[step.scheduled[i].id] = i;
+      const place at = where.at(step.scheduled[i].id);
+      auto& scored = sampled->prompt_logprobs[i];
+      if (at.sample == 0) outputs[at.input].prompt_logprobs.insert(outputs[at.input].prompt_logprobs.end(),
+                                                                   scored.begin(), scored.end());
+    }
+    for (const request_output& r : sched_->update_from_output(step, sampled->sampled)) {
       const place at = where.at(r.id);
       llm_sample& out = outputs[at.input].samples[at.sample];
       out.output_ids.insert(out.output_ids.end(), r.new_token_ids.begin(), r.new_token_ids.end());
+      if (!r.new_token_ids.empty()) {
+        const auto& lp = sampled->logprobs[entry.at(r.id)];
+        out.logprobs.insert(out.logprobs.end(), lp.begin(), lp.end());
+      }
       auto d = texts_.push(r.id, r.new_token_ids, r.finished);
       out.text += d.text;
       if (d.stopped) {

@@ -43,6 +43,7 @@ struct llm_sample {
   std::string text;                 ///< detokenised output, cut before a matched stop string
   std::string finish_reason;        ///< "stop", "length", "abort" or "error"
   std::string stop_reason;          ///< the stop token id or stop string; the error message
+  std::vector<logprobs_entry> logprobs;  ///< per output token, when params.logprobs >= 0
 };
 
 /// The result of one input. A rejected input has error set and no samples.
@@ -50,6 +51,7 @@ struct llm_output {
   std::vector<int32_t> prompt_ids;
   std::vector<llm_sample> samples;
   std::string error;
+  std::vector<logprobs_entry> prompt_logprobs;  ///< per prompt token after the first, when asked for
 };
 
 /// Runs requests through the scheduler, the model runner and the output processor until all finish.

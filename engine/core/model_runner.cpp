@@ -29,6 +29,9 @@ void model_runner::apply(const schedule_output& out) {
     st.token_ids = d.token_ids;
     st.block_ids = d.block_ids;
     st.num_computed_tokens = d.num_computed_tokens;
+    st.num_prompt_tokens = d.num_prompt_tokens;
+    st.logprobs = d.logprobs;
+    st.prompt_logprobs = d.prompt_logprobs;
     if (!st.pick) {  // first time here (a resumed request keeps its sampler and random stream)
       st.pick = std::make_unique<sampler>(d.sampling, fallback_seed(d.id));
       const auto prompt_end = st.token_ids.begin() + d.num_prompt_tokens;
@@ -49,6 +52,7 @@ void model_runner::apply(const schedule_output& out) {
 expected<void> model_runner::build(const schedule_output& out) {
   step_input& in = input_;
   in = step_input{};
+  rows_.clear();
   const auto n_total = size_t(out.total_num_scheduled_tokens);
   in.token_ids.reserve(n_total);
   in.positions.reserve(n_total);
@@ -78,29 +82,46 @@ expected<void> model_runner::build(const schedule_output& out) {
     in.seq_lens.push_back(len);
     const size_t nb = size_t((len + block_size_ - 1) / block_size_);
     std::copy_n(st.block_ids.begin(), nb, in.block_tables.begin() + ptrdiff_t(i * size_t(max_blocks)));
-    if (s.samples) in.logits_indices.push_back(in.query_start_loc.back() - 1);
+    const int32_t first_row = in.query_start_loc[i];
+    if (st.prompt_logprobs >= 0)  // row p predicts token p + 1
+      for (int32_t p = std::max(start, st.next_prompt_logprob - 1); p < len && p + 1 < st.num_prompt_tokens; ++p) {
+        in.logits_indices.push_back(first_row + (p - start));
+        rows_.push_back({i, st.token_ids[size_t(p) + 1]});
+      }
+    if (s.samples) {
+      in.logits_indices.push_back(in.query_start_loc.back() - 1);
+      rows_.push_back({i, -1});
+    }
   }
   return {};
 }
 
-expected<std::vector<int32_t>> model_runner::execute(const schedule_output& out) {
+expected<step_result> model_runner::execute(const schedule_output& out) {
   apply(out);
-  std::vector<int32_t> sampled(out.scheduled.size(), -1);
-  if (out.scheduled.empty()) return sampled;
+  step_result res;
+  res.sampled.assign(out.scheduled.size(), -1);
+  res.logprobs.resize(out.scheduled.size());
+  res.prompt_logprobs.resize(out.scheduled.size());
+  if (out.scheduled.empty()) return res;
   if (auto ok = build(out); !ok) return ok.error();
   auto logits = model_.forward(input_, *cache_);
   if (!logits) return logits.error();
   const auto vocab = size_t(model_.config().vocab_size);
-  size_t row = 0;
-  for (size_t i = 0; i < out.scheduled.size(); ++i) {
-    const scheduled_request& s = out.scheduled[i];
-    request_state& st = states_.at(s.id);
-    st.num_computed_tokens += s.num_tokens;
-    if (!s.samples) continue;
-    sampled[i] = st.pick->sample(std::span<const float>(logits->data() + row * vocab, vocab));
-    ++row;
+  for (size_t r = 0; r < rows_.size(); ++r) {
+    const size_t i = rows_[r].entry;
+    request_state& st = states_.at(out.scheduled[i].id);
+    const std::span<const float> row(logits->data() + r * vocab, vocab);
+    if (rows_[r].prompt_token >= 0) {
+      res.prompt_logprobs[i].push_back(compute_logprobs(row, rows_[r].prompt_token, st.prompt_logprobs));
+      ++st.next_prompt_logprob;
+      continue;
+    }
+    res.sampled[i] = st.pick->sample(row);
+    if (st.logprobs >= 0) res.logprobs[i].push_back(compute_logprobs(row, res.sampled[i], st.logprobs));
   }
-  return sampled;
+  for (size_t i = 0; i < out.scheduled.size(); ++i)
+    states_.at(out.scheduled[i].id).num_computed_tokens += out.scheduled[i].num_tokens;
+  return res;
 }
 
 }  // namespace troupe::engine

@@ -15,6 +15,15 @@
 
 namespace troupe::engine {
 
+/// What one step produced, per entry of the schedule output's `scheduled` list.
+struct step_result {
+  std::vector<int32_t> sampled;  ///< the sampled token, or -1 where the entry does not sample
+  /// Logprobs of the sampled token (when its request asks for them; empty entry otherwise).
+  std::vector<std::vector<logprobs_entry>> logprobs;
+  /// Logprobs of the prompt tokens this step scored, in prompt order (when asked for).
+  std::vector<std::vector<logprobs_entry>> prompt_logprobs;
+};
+
 /// The model's side of the engine (what the executor actor owns): the K/V memory of the pool's
 /// blocks, each request's tokens and block table as the schedule outputs describe them, and one
 /// sampler per request. A request's sampler lives from its first step until it finishes (also
@@ -24,10 +33,10 @@ class model_runner {
  public:
   model_runner(llama_model& model, int32_t num_blocks, int32_t block_size);
 
-  /// Runs one step. Returns, per entry of output.scheduled, the token sampled for it, or -1 where
-  /// the entry does not reach the end of its request's tokens. Errors (the model rejected the step)
-  /// leave the request states as the schedule output made them.
-  expected<std::vector<int32_t>> execute(const schedule_output& output);
+  /// Runs one step: samples a token for every entry that reaches the end of its request's tokens,
+  /// and scores prompt tokens where asked (each prompt token once, also across preemption). Errors
+  /// (the model rejected the step) leave the request states as the schedule output made them.
+  expected<step_result> execute(const schedule_output& output);
 
   /// The inputs of the last step (for tests and tracing).
   const step_input& last_input() const { return input_; }
@@ -42,7 +51,15 @@ class model_runner {
     std::vector<int32_t> token_ids;
     std::vector<int32_t> block_ids;
     int32_t num_computed_tokens = 0;
+    int32_t num_prompt_tokens = 0;
+    int32_t logprobs = -1, prompt_logprobs = -1;
+    int32_t next_prompt_logprob = 1;  // the next prompt token to score (the first has no logprob)
     std::unique_ptr<sampler> pick;
+  };
+  // Token rows of the step whose logits a request needs.
+  struct row_use {
+    size_t entry;         // index in output.scheduled
+    int32_t prompt_token; // the prompt token it scores, or -1: the row samples
   };
   void apply(const schedule_output& output);
   expected<void> build(const schedule_output& output);
@@ -52,6 +69,7 @@ class model_runner {
   std::unique_ptr<kv_cache> cache_;
   std::unordered_map<request_id, request_state> states_;
   step_input input_;
+  std::vector<row_use> rows_;  // parallel to input_.logits_indices
 };
 
 }  // namespace troupe::engine

@@ -13,6 +13,9 @@ namespace troupe::engine {
 
 using request_id = int64_t;
 
+/// Most top logprobs a request may ask for per token (OpenAI's top_logprobs limit).
+inline constexpr int32_t max_logprobs = 20;
+
 /// Where a request is. There is no prefill or decode phase: a running request is given tokens each
 /// step until num_computed_tokens catches up with num_tokens.
 enum class request_status {
@@ -44,6 +47,9 @@ struct request_params {
   int32_t priority = 0;                   ///< lower is served first
   int32_t n = 1;                          ///< parallel samples (fanned out into child requests)
   std::vector<int64_t> cache_salt;        ///< extra keys of every block hash (separates caches)
+  int32_t logprobs = -1;         ///< logprobs of each sampled token with its top n (0: its own only); -1: none
+  int32_t prompt_logprobs = -1;  ///< the same for each prompt token after the first; -1: none (it then
+                                 ///< never starts from a prefix-cache hit: every prompt row is computed)
 };
 
 /// The scheduler's record of one sequence.

@@ -17,6 +17,8 @@ struct new_request_data {
   sampling_params sampling;
   std::vector<int32_t> block_ids;  ///< its whole block table
   int32_t num_computed_tokens = 0; ///< tokens already in the cache (prefix-cache hit)
+  int32_t logprobs = -1;           ///< see request_params
+  int32_t prompt_logprobs = -1;
 };
 
 /// A request the runner already holds: only what changed since it was last scheduled.

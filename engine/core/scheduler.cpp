@@ -47,6 +47,11 @@ expected<void> scheduler::add_request(request r) {
                       " (", options_.num_blocks, " blocks of ", options_.block_size, ")");
   if (r.params().max_tokens < 1) return make_error("max_tokens must be at least 1, got ", r.params().max_tokens);
   if (auto ok = validate(r.params().sampling); !ok) return ok.error();
+  if (r.params().logprobs < -1 || r.params().logprobs > max_logprobs)
+    return make_error("logprobs must be within [0, ", max_logprobs, "] (or -1: none), got ", r.params().logprobs);
+  if (r.params().prompt_logprobs < -1 || r.params().prompt_logprobs > max_logprobs)
+    return make_error("prompt_logprobs must be within [0, ", max_logprobs, "] (or -1: none), got ",
+                      r.params().prompt_logprobs);
   if (r.num_output_tokens() != 0 || r.status != request_status::waiting)
     return make_error("request ", r.id(), " has already run");
   auto owned = std::make_unique<request>(std::move(r));
@@ -176,6 +181,8 @@ void scheduler::add_to_step(request& r, int32_t num_tokens, bool is_new, std::ve
     auto table = kv_.blocks_of(r.id());
     d.block_ids.assign(table.begin(), table.end());
     d.num_computed_tokens = r.num_computed_tokens;
+    d.logprobs = r.params().logprobs;
+    d.prompt_logprobs = r.params().prompt_logprobs;
     out.new_requests.push_back(std::move(d));
   } else {
     cached_request_data d;

@@ -176,7 +176,7 @@ void run_workload(uint64_t seed, bool caching, bool minimum_cache) {
     if (out.empty()) REQUIRE(!s.has_unfinished());
     auto sampled = runner.execute(out);
     REQUIRE(sampled.has_value());
-    for (const auto& r : s.update_from_output(out, *sampled)) {
+    for (const auto& r : s.update_from_output(out, sampled->sampled)) {
       auto& got = outputs[r.id];
       got.insert(got.end(), r.new_token_ids.begin(), r.new_token_ids.end());
       if (r.finished) {

@@ -8,6 +8,7 @@
 
 #include "engine/core/llm.hpp"
 #include "engine/generation/generate.hpp"
+#include "engine/model/sequence_runner.hpp"
 #include "kernels/cpu/cpu_backend.hpp"
 
 using namespace troupe;
@@ -280,4 +281,59 @@ TEST_CASE("output processor: the earliest stop string wins and text is cut at UT
   }
   seen += texts.push(8, {}, true).text;
   REQUIRE(seen == tok.decode(accented));
+}
+
+TEST_CASE("logprobs of sampled and prompt tokens match the model's own, through chunks and preemption") {
+  llm_options o;
+  o.block_size = 4;
+  o.kv_cache_blocks = 20;  // 80 tokens: the two requests below preempt each other
+  o.max_num_batched_tokens = 8;
+  auto e = engine_with(o);
+  std::vector<llm_request> reqs = {make(prompts[1], 30), make(prompts[3], 30)};
+  reqs[0].params.logprobs = 3;
+  reqs[0].params.prompt_logprobs = 2;
+  reqs[1].params.prompt_logprobs = 0;
+  auto outs = e->generate(reqs);
+  REQUIRE(e->engine_scheduler().stats().preemptions > 0);
+  for (size_t r = 0; r < reqs.size(); ++r) {
+    INFO("request " << r);
+    const auto& out = outs[r];
+    const ids& prompt = reqs[r].prompt_ids;
+    const ids& output = out.samples[0].output_ids;
+    REQUIRE(output == alone(prompt, reqs[r].params).output_ids);
+    ids all = prompt;
+    all.insert(all.end(), output.begin(), output.end());
+    auto logits = compute_prompt_logits(TROUPE_DEFAULT_MODEL, all);
+    REQUIRE(logits.has_value());
+    const size_t vocab = 512;
+    auto row = [&](size_t p) { return std::span<const float>(logits->data() + p * vocab, vocab); };
+    REQUIRE(out.prompt_logprobs.size() == prompt.size() - 1);
+    for (size_t k = 0; k + 1 < prompt.size(); ++k) {
+      const auto want = compute_logprobs(row(k), prompt[k + 1], reqs[r].params.prompt_logprobs);
+      const auto& got = out.prompt_logprobs[k];
+      REQUIRE(got.chosen.token == prompt[k + 1]);
+      REQUIRE(got.chosen.logprob == Approx(want.chosen.logprob).margin(1e-4));
+      REQUIRE(got.rank == want.rank);
+      REQUIRE(got.top.size() == size_t(reqs[r].params.prompt_logprobs));
+      for (size_t t = 0; t < got.top.size(); ++t) REQUIRE(got.top[t].token == want.top[t].token);
+    }
+    if (reqs[r].params.logprobs < 0) {
+      REQUIRE(out.samples[0].logprobs.empty());
+      continue;
+    }
+    REQUIRE(out.samples[0].logprobs.size() == output.size());
+    for (size_t k = 0; k < output.size(); ++k) {
+      const auto& got = out.samples[0].logprobs[k];
+      const auto want = compute_logprobs(row(prompt.size() - 1 + k), output[k], 3);
+      REQUIRE(got.chosen.token == output[k]);
+      REQUIRE(got.rank == 1);  // greedy
+      REQUIRE(got.chosen.logprob == Approx(want.chosen.logprob).margin(1e-4));
+      REQUIRE(got.top.size() == 3);
+      REQUIRE(got.top[0].token == output[k]);
+    }
+  }
+  llm_request bad = make(prompts[0], 4);
+  bad.params.logprobs = 21;
+  REQUIRE(e->generate(std::span<const llm_request>(&bad, 1))[0].error ==
+          "logprobs must be within [0, 20] (or -1: none), got 21");
 }
