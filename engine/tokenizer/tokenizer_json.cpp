@@ -8,6 +8,9 @@ namespace troupe::engine::tok {
 
 namespace {
 
+// Ids index dense tables; no real vocabulary comes near this, and a hostile file must not make us allocate 2^31.
+constexpr int64_t max_token_id = int64_t{1} << 24;
+
 expected<void> parse_merges(simdjson::dom::array arr, bpe_model& m) {
   std::vector<std::pair<std::string, std::string>> pairs;
   pairs.reserve(arr.size());
@@ -48,8 +51,8 @@ expected<void> parse_model(element e, bpe_model& m) {
   m.vocab.reserve(vocab.size());
   for (auto [key, value] : vocab) {
     int64_t id = 0;
-    if (value.get_int64().get(id) != simdjson::SUCCESS || id < 0 || id > INT32_MAX)
-      return make_error("vocab entry '", key, "' has no valid id");
+    if (value.get_int64().get(id) != simdjson::SUCCESS || id < 0 || id >= max_token_id)
+      return make_error("vocab entry '", key, "' has no valid id (0 to ", max_token_id - 1, ")");
     m.vocab.emplace(std::string(key), static_cast<int32_t>(id));
     max_id = std::max(max_id, id);
   }
@@ -139,7 +142,7 @@ expected<std::vector<added_token>> parse_added_tokens(element e) {
     if (!content || content->empty()) return make_error("an added token has no content");
     a.content = *content;
     int64_t id = int_field(*o, "id", -1);
-    if (id < 0 || id > INT32_MAX) return make_error("added token '", a.content, "' has no valid id");
+    if (id < 0 || id >= max_token_id) return make_error("added token '", a.content, "' has no valid id");
     a.id = static_cast<int32_t>(id);
     a.special = bool_field(*o, "special", false);
     a.lstrip = bool_field(*o, "lstrip", false);

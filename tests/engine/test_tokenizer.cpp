@@ -169,6 +169,11 @@ TEST_CASE("bad tokenizer files give errors that name the file and the problem") 
   r = tokenizer::from_json(lower, "lc.json");
   REQUIRE_FALSE(r.has_value());
   CHECK(r.error().message.find("Lowercase") != std::string::npos);
+  std::string huge = tiny_json("[]");
+  huge.replace(huge.find(R"("x":9)"), 5, R"("x":2000000000)");
+  r = tokenizer::from_json(huge, "h.json");
+  REQUIRE_FALSE(r.has_value());
+  CHECK(r.error().message.find("'x' has no valid id") != std::string::npos);
   auto bad_merge = tokenizer::from_json(tiny_json(R"(["a z"])"), "m.json");
   REQUIRE_FALSE(bad_merge.has_value());
   CHECK(bad_merge.error().message.find("'z'") != std::string::npos);
