@@ -3,8 +3,10 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "engine/model/llama_model.hpp"
@@ -51,8 +53,38 @@ int64_t parameters(const config::model_config& c) {
          c.hidden_size;
 }
 
-// Best-of-repeats prefill and decode rates of one model.
-int run(const char* label, llama_model& model, const options& opt) {
+// The machine's limits, measured: copy bandwidth (read + write bytes of a 256 MiB memcpy) and the
+// float32 matrix rate (a 1024 x 1024 x 1024 product through the backend).
+struct machine_limits {
+  double copy_bytes_per_s = 0;
+  double matmul_flops_per_s = 0;
+};
+
+machine_limits measure_limits(kernels::backend& be) {
+  machine_limits lim;
+  std::vector<float> src(64u << 20, 1.0f), dst(src.size(), 0.0f);
+  for (int r = 0; r < 5; ++r) {
+    auto start = std::chrono::steady_clock::now();
+    std::memcpy(dst.data(), src.data(), src.size() * sizeof(float));
+    lim.copy_bytes_per_s = std::max(lim.copy_bytes_per_s, 2.0 * double(src.size() * sizeof(float)) / seconds_since(start));
+  }
+  const int64_t n = 1024;
+  std::vector<float> host(size_t(n * n), 0.5f);
+  kernels::tensor a = be.alloc({n, n}), b = be.alloc({n, n}), c = be.alloc({n, n});
+  be.copy_to_device(host, a);
+  be.copy_to_device(host, b);
+  for (int r = 0; r < 5; ++r) {
+    auto start = std::chrono::steady_clock::now();
+    be.matmul(a, b, nullptr, c);
+    be.synchronize();
+    lim.matmul_flops_per_s = std::max(lim.matmul_flops_per_s, 2.0 * double(n * n * n) / seconds_since(start));
+  }
+  return lim;
+}
+
+// Best-of-repeats prefill and decode rates of one model, beside the ceilings the limits give:
+// prefill <= matmul rate / (2 * parameters), decode <= bandwidth / (4 bytes * parameters).
+int run(const char* label, llama_model& model, const options& opt, const machine_limits& lim) {
   const auto& cfg = model.config();
   std::mt19937 rng(1234);
   std::uniform_int_distribution<int32_t> pick(3, static_cast<int32_t>(cfg.vocab_size - 1));
@@ -84,8 +116,10 @@ int run(const char* label, llama_model& model, const options& opt) {
     best_prefill = std::max(best_prefill, opt.prompt / prefill_s);
     best_decode = std::max(best_decode, opt.decode / decode_s);
   }
-  std::printf("| %s | %.1fM | %d | %.0f | %d | %.1f |\n", label, double(parameters(cfg)) / 1e6,
-              opt.prompt, best_prefill, opt.decode, best_decode);
+  const double params = double(parameters(cfg));
+  std::printf("| %s | %.1fM | %d | %.0f | %.0f | %d | %.1f | %.1f |\n", label, params / 1e6, opt.prompt,
+              best_prefill, lim.matmul_flops_per_s / (2 * params), opt.decode, best_decode,
+              lim.copy_bytes_per_s / (4 * params));
   std::fflush(stdout);
   return 0;
 }
@@ -127,15 +161,20 @@ int main(int argc, char** argv) {
   options opt;
   if (int rc = parse(argc, argv, opt); rc != 0) return rc;
   auto be = kernels::make_cpu_backend(opt.threads);
-  std::printf("| model | parameters | prompt tokens | prefill tok/s | decode tokens | decode tok/s (batch 1) |\n");
-  std::printf("| --- | --- | --- | --- | --- | --- |\n");
+  machine_limits lim = measure_limits(*be);
+  std::printf("machine: %.1f GB/s copy (read + write), %.1f GFLOP/s float32 matmul, %d threads\n\n",
+              lim.copy_bytes_per_s / 1e9, lim.matmul_flops_per_s / 1e9,
+              opt.threads > 0 ? opt.threads : int(std::thread::hardware_concurrency()));
+  std::printf("| model | parameters | prompt tokens | prefill tok/s | prefill ceiling | decode tokens "
+              "| decode tok/s (batch 1) | decode ceiling |\n");
+  std::printf("| --- | --- | --- | --- | --- | --- | --- | --- |\n");
   if (!opt.model.empty()) {
     auto model = llama_model::load(opt.model, *be);
     if (!model) {
       std::fprintf(stderr, "%s\n", model.error().message.c_str());
       return 1;
     }
-    if (int rc = run("stories260k", **model, opt); rc != 0) return rc;
+    if (int rc = run("stories260k", **model, opt, lim); rc != 0) return rc;
   }
   if (opt.random_100m) {
     auto model = llama_model::random(shape_100m(), 1, *be);
@@ -143,7 +182,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "%s\n", model.error().message.c_str());
       return 1;
     }
-    if (int rc = run("random llama 768x12 (vocab 32000)", **model, opt); rc != 0) return rc;
+    if (int rc = run("random llama 768x12 (vocab 32000)", **model, opt, lim); rc != 0) return rc;
   }
   return 0;
 }
