@@ -12,9 +12,21 @@
 
 namespace troupe {
 
+/// What kind of failure an error is, for layers that must answer differently (the HTTP layer maps
+/// them to status codes); most errors need no kind beyond their message.
+enum class errc {
+  unspecified,
+  invalid_argument,    ///< the caller's input is wrong (HTTP 400)
+  not_found,           ///< the named thing does not exist (404)
+  resource_exhausted,  ///< admission limits reached: try again later (429)
+  unavailable,         ///< not ready or shutting down (503)
+  internal,            ///< a failure of ours or of the device (500)
+};
+
 /// An expected failure: a message that names what was wrong (and where, e.g. the file).
 struct error {
   std::string message;
+  errc code = errc::unspecified;
 };
 
 /// Either a value or an error. A small stand-in for C++23 std::expected that nvcc also accepts.
@@ -71,6 +83,14 @@ error make_error(Ts&&... parts) {
   std::string s;
   ((s += to_text(std::forward<Ts>(parts))), ...);
   return error{std::move(s)};
+}
+
+/// An error of the given kind built from pieces.
+template <class... Ts>
+error make_error_code(errc code, Ts&&... parts) {
+  error e = make_error(std::forward<Ts>(parts)...);
+  e.code = code;
+  return e;
 }
 
 [[noreturn]] inline void check_failed(const char* expr, const char* file, int line) {

@@ -18,3 +18,10 @@ TEST_CASE("expected holds a value or an error") {
   CHECK_FALSE(e);
   CHECK(e.error().message == "boom");
 }
+
+TEST_CASE("errors can carry a kind for the layers that answer differently") {
+  auto e = troupe::make_error_code(troupe::errc::resource_exhausted, "queue full: ", 12, " waiting");
+  CHECK(e.code == troupe::errc::resource_exhausted);
+  CHECK(e.message == "queue full: 12 waiting");
+  CHECK(troupe::make_error("x").code == troupe::errc::unspecified);
+}
