@@ -111,7 +111,7 @@ expected<value> dictsort(const value& subject, call_args& a) {
   bool by_value = arg(a, 1, "by", value("key")).str() == "value";
   bool reverse = arg(a, 2, "reverse", value(false)).truthy();
   list_t pairs;
-  for (const auto& [k, v] : subject.as_dict().entries) pairs.emplace_back(list_t{value(k), v});
+  for (const auto& [k, v] : subject.as_dict().entries) pairs.push_back(value::tuple({value(k), v}));
   std::optional<error> err;
   std::stable_sort(pairs.begin(), pairs.end(), [&](const value& x, const value& y) {
     size_t i = by_value ? 1 : 0;
@@ -242,7 +242,7 @@ expected<value> apply_filter(const std::string& name, const value& v, call_args&
     if (v.is_undefined()) return value(list_t{});
     if (!v.is_dict()) return make_error("items needs a dict, not ", v.type_name());
     list_t out;
-    for (const auto& [k, x] : v.as_dict().entries) out.emplace_back(list_t{value(k), x});
+    for (const auto& [k, x] : v.as_dict().entries) out.push_back(value::tuple({value(k), x}));
     return value(std::move(out));
   }
   if (name == "dictsort") return dictsort(v, a);

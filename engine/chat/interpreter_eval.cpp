@@ -20,7 +20,7 @@ expected<value> interpreter::eval_inner(const expr& e) {
         CHAT_TRY(v, eval(*a));
         items.push_back(std::move(v));
       }
-      return value(std::move(items));
+      return e.kind == expr_kind::tuple ? value::tuple(std::move(items)) : value(std::move(items));
     }
     case expr_kind::dict: {
       dict_t d;

@@ -301,7 +301,7 @@ value method(const value& self, const std::string& name) {
     if (name == "items")
       return bound(self, [](const value& d, call_args&) -> expected<value> {
         list_t out;
-        for (const auto& [k, v] : d.as_dict().entries) out.emplace_back(list_t{value(k), v});
+        for (const auto& [k, v] : d.as_dict().entries) out.push_back(value::tuple({value(k), v}));
         return value(std::move(out));
       });
     if (name == "keys") return bound(self, [](const value& d, call_args&) -> expected<value> { return value(*iterate(d)); });

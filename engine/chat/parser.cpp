@@ -194,7 +194,7 @@ expected<expr_ptr> parser::parse_tuple(bool with_cond) {
   auto tup = node(expr_kind::tuple, line);
   tup->args.push_back(std::move(e));
   while (skip_op(",")) {
-    if (cur().kind == token_kind::block_end || cur().kind == token_kind::variable_end) break;
+    if (cur().kind == token_kind::block_end || cur().kind == token_kind::variable_end || is_op(")")) break;
     CHAT_TRY(n, with_cond ? parse_expression() : parse_or());
     tup->args.push_back(std::move(n));
   }

@@ -128,8 +128,9 @@ std::string value::str() const {
     case kind::floating: return format_float(as_float());
     case kind::string: return as_string();
     case kind::list: {
-      std::string out = "[";
+      std::string out = tuple_ ? "(" : "[";
       for (size_t i = 0; i < as_list().size(); ++i) out += (i ? ", " : "") + as_list()[i].repr();
+      if (tuple_) return out + (as_list().size() == 1 ? ",)" : ")");
       return out + "]";
     }
     case kind::dict: {

@@ -70,6 +70,12 @@ class value {
   }
   /// A dict from key/value pairs, in order.
   static value object(std::vector<std::pair<std::string, value>> entries);
+  /// A tuple: a list that prints as (a, b), as Python prints dict items and `a, b` expressions.
+  static value tuple(list_t items) {
+    value v(std::move(items));
+    v.tuple_ = true;
+    return v;
+  }
   /// A mutable namespace (what `namespace(...)` returns).
   static value make_namespace(std::vector<std::pair<std::string, value>> entries);
 
@@ -84,6 +90,7 @@ class value {
   bool is_list() const { return type() == kind::list; }
   bool is_dict() const { return type() == kind::dict; }
   bool is_callable() const { return type() == kind::callable; }
+  bool is_tuple() const { return tuple_; }
 
   bool as_bool() const { return std::get<bool>(v_); }
   int64_t as_int() const { return is_bool() ? int64_t(as_bool()) : std::get<int64_t>(v_); }
@@ -111,6 +118,7 @@ class value {
   std::variant<undefined_t, none_t, bool, int64_t, double, std::string, std::shared_ptr<list_t>,
                std::shared_ptr<dict_t>, std::shared_ptr<callable>>
       v_;
+  bool tuple_ = false;
 };
 
 /// Python ==.

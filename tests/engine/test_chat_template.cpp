@@ -156,7 +156,7 @@ TEST_CASE("filters") {
   CHECK(render("{{ 1 | string }}{{ '42' | int + 1 }} {{ 'x' | int }} {{ '2.5' | float }} {{ 3.7 | int }}") ==
         "143 0 2.5 3");
   CHECK(render("{{ 'aaa' | replace('a', 'b', 2) }} {{ d | items | list }} {{ d | dictsort }}",
-               R"({"d": {"b": 1, "a": 2}})") == "bba [['b', 1], ['a', 2]] [['a', 2], ['b', 1]]");
+               R"({"d": {"b": 1, "a": 2}})") == "bba [('b', 1), ('a', 2)] [('a', 2), ('b', 1)]");
   CHECK(render("{{ 'a\\nb\\n\\nc' | indent(2) }}|{{ 'a\\nb' | indent(2, true) }}") == "a\n  b\n\n  c|  a\n  b");
   CHECK(render("{{ '<a>' | safe }} {{ '<a&\"' | e }}") == "<a> &lt;a&amp;&#34;");
   CHECK(render("{{ [3, 1, 2] | sort }} {{ [1, 1, 2] | unique | list }} {{ [1, 2] | sum }} {{ 2.567 | round(1) }}"

@@ -1,6 +1,7 @@
-// Chat-template parity checker: renders every case written by tests/tooling/chat_render.js with
-// troupe's chat templates and compares with @huggingface/jinja's output; names the first difference.
-// usage: chat_parity_check TEMPLATES.json CASES.jsonl
+// Chat-template parity checker: renders every case written by tests/tooling/chat_render.js (or by
+// chat_python_reference.py) with troupe's chat templates and compares with the reference's output;
+// names the first difference.
+// usage: chat_parity_check TEMPLATES.json CASES.jsonl [REFERENCE-NAME]
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -43,10 +44,11 @@ void report_difference(const std::string& id, const std::string& want, const std
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 3) {
-    std::fprintf(stderr, "usage: %s TEMPLATES.json CASES.jsonl\n", argv[0]);
+  if (argc != 3 && argc != 4) {
+    std::fprintf(stderr, "usage: %s TEMPLATES.json CASES.jsonl [REFERENCE-NAME]\n", argv[0]);
     return 2;
   }
+  const char* reference = argc == 4 ? argv[3] : "@huggingface/jinja";
   auto sources = value_from_json(read_file(argv[1]));
   if (!sources || !sources->is_dict()) {
     std::fprintf(stderr, "FAIL: cannot read %s\n", argv[1]);
@@ -109,9 +111,9 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (failed) {
-    std::fprintf(stderr, "%d of %d cases differ from @huggingface/jinja\n", failed, total);
+    std::fprintf(stderr, "%d of %d cases differ from %s\n", failed, total, reference);
     return 1;
   }
-  std::printf("all %d cases match @huggingface/jinja (%d of them expected errors)\n", total, errors);
+  std::printf("all %d cases match %s (%d of them expected errors)\n", total, reference, errors);
   return 0;
 }

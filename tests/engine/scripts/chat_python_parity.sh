@@ -1,0 +1,12 @@
+#!/bin/sh
+# Chat-template parity with Python's Jinja2 as transformers configures it: the cases of
+# tests/tooling/chat_render.js plus tests/tooling/chat_snippets_python.json, re-rendered by
+# chat_python_reference.py, then compared by chat_parity_check.
+# usage: chat_python_parity.sh NODE SOURCE_DIR WORK_DIR CHECKER
+set -e
+node=$1 src=$2 work=$3 checker=$4
+mkdir -p "$work/js" "$work/py"
+"$node" "$src/tests/tooling/chat_render.js" --work "$work/js"
+python3 "$src/tests/engine/scripts/chat_python_reference.py" "$work/js/chat_templates.json" \
+  "$work/js/chat_cases.jsonl" "$src/tests/tooling/chat_snippets_python.json" "$work/py"
+exec "$checker" "$work/py/chat_templates.json" "$work/py/chat_cases.jsonl" "Python Jinja2"
