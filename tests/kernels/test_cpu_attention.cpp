@@ -5,6 +5,7 @@
 #include <cmath>
 #include <numeric>
 #include <random>
+#include <tuple>
 #include <vector>
 
 #include "kernels/backend.hpp"
@@ -160,14 +161,17 @@ TEST_CASE("paged attention: long prefills past one tile of query rows, with and 
   }
 }
 
-TEST_CASE("rope_write_kv rotates q and k in rotate-half layout and writes k and v at their slots") {
+namespace {
+
+void check_rope(int64_t heads, int64_t kv_heads, int64_t dim) {
   auto be = make_cpu_backend(1);
-  std::mt19937 rng(7);
-  const int64_t tokens = 5, heads = 4, kv_heads = 2, dim = 8, half = dim / 2, blocks = 3, bs = 4;
+  std::mt19937 rng(uint32_t(heads * 100 + dim));
+  const int64_t tokens = 5, half = dim / 2, blocks = 3, bs = 4;
   auto qv = random_values(size_t(tokens * heads * dim), rng);
   auto kv = random_values(size_t(tokens * kv_heads * dim), rng);
   auto vv = random_values(kv.size(), rng);
-  std::vector<float> freq = {1.0f, 0.1f, 0.01f, 0.001f};
+  std::vector<float> freq(static_cast<size_t>(half));
+  for (int64_t i = 0; i < half; ++i) freq[size_t(i)] = float(std::pow(10000.0, -double(2 * i) / double(dim)));
   std::vector<int32_t> positions = {0, 1, 7, 300, 4095}, slots = {11, 0, -1, 5, 6};
   tensor q = upload(*be, qv, {tokens, heads, dim}), k = upload(*be, kv, {tokens, kv_heads, dim});
   tensor v = upload(*be, vv, {tokens, kv_heads, dim}), inv = upload(*be, freq, {half});
@@ -205,4 +209,13 @@ TEST_CASE("rope_write_kv rotates q and k in rotate-half layout and writes k and 
   for (size_t slot = 0; slot < written.size(); ++slot)
     if (!written[slot])
       for (size_t i = 0; i < row; ++i) REQUIRE((cache_k[slot * row + i] == 0 && cache_v[slot * row + i] == 0));
+}
+
+}  // namespace
+
+TEST_CASE("rope_write_kv rotates q and k in rotate-half layout and writes k and v at their slots") {
+  for (auto [heads, kv_heads, dim] : {std::tuple<int64_t, int64_t, int64_t>{4, 2, 8}, {8, 1, 64}, {2, 2, 128}}) {
+    INFO("heads " << heads << " kv heads " << kv_heads << " head_dim " << dim);
+    check_rope(heads, kv_heads, dim);
+  }
 }
