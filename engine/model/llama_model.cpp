@@ -4,9 +4,9 @@
 #include <cmath>
 
 #include "engine/model/random_weights.hpp"
+#include "engine/model/rope.hpp"
 #include "engine/model/weight_check.hpp"
 #include "engine/model/weight_store.hpp"
-#include "engine/model/rope.hpp"
 
 namespace troupe::engine {
 
@@ -30,7 +30,6 @@ expected<void> check_model_shape(config::model_config& cfg) {
     return make_error("model shape: vocabulary or context too large for 32-bit ids");
   return {};
 }
-
 
 expected<std::unique_ptr<llama_model>> llama_model::build(const config::model_config& cfg,
                                                           kernels::backend& be,
