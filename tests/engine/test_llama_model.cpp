@@ -356,3 +356,19 @@ TEST_CASE("inconsistent step inputs and model shapes give errors") {
   kv_cache foreign(*be, kv_cache_shape{3, 2, 16, 2, 8});
   REQUIRE_FALSE((*model)->forward(in, foreign).has_value());
 }
+
+TEST_CASE("load reads the bundled model and names what is missing") {
+  auto be = kernels::make_cpu_backend(1);
+  auto model = llama_model::load(TROUPE_DEFAULT_MODEL, *be);
+  REQUIRE(model.has_value());
+  REQUIRE((*model)->config().num_hidden_layers == 5);
+  REQUIRE((*model)->config().tie_word_embeddings);
+  auto cache = (*model)->make_kv_cache_for_tokens(33, 16);
+  REQUIRE(cache->num_blocks() == 3);
+  auto missing = llama_model::load("/nonexistent/troupe-model", *be);
+  REQUIRE_FALSE(missing.has_value());
+  REQUIRE(missing.error().message.find("/nonexistent/troupe-model") != std::string::npos);
+  std::vector<int32_t> ids = {1, 403, 407};
+  REQUIRE_FALSE(compute_prompt_logits("/nonexistent/troupe-model", ids).has_value());
+  REQUIRE_FALSE(compute_prompt_logits(TROUPE_DEFAULT_MODEL, {}).has_value());
+}
