@@ -17,6 +17,7 @@ incremental_detokenizer::incremental_detokenizer(const tokenizer& tok, bool skip
 
 std::string incremental_detokenizer::push(int32_t id) {
   ids_.push_back(id);
+  all_ids_.push_back(id);
   // A byte-fallback run may still turn into a character (or into U+FFFD per byte): wait for its end.
   // A token that decodes to nothing (skipped or unknown) does not end a run either.
   if (tok_.is_byte_token(id)) return {};
@@ -25,7 +26,15 @@ std::string incremental_detokenizer::push(int32_t id) {
 }
 
 std::string incremental_detokenizer::finish() {
-  std::string out = emit(true);
+  // The rest of the full decode: exact even where the window's view of the text was not.
+  std::string full = tok_.decode(all_ids_, skip_special_);
+  std::string out;
+  if (full.compare(0, emitted_text_.size(), emitted_text_) == 0)
+    out = full.substr(emitted_text_.size());
+  else
+    out = emit(true);
+  all_ids_.clear();
+  emitted_text_.clear();
   ids_.clear();
   read_ = 0;
   prefix_text_.clear();
@@ -37,6 +46,7 @@ std::string incremental_detokenizer::emit(bool final) {
   if (text.compare(0, prefix_text_.size(), prefix_text_) != 0) return {};  // wait for more context
   if (!final && (text.size() <= prefix_text_.size() || ends_with_replacement(text))) return {};
   std::string out = text.substr(prefix_text_.size());
+  emitted_text_ += out;
   // The ids since the last emission become the context of the next window, unless they decode to
   // nothing: then a decoder's start-of-text rules (Strip, Metaspace) could reach the new text, so the
   // window keeps its older start.

@@ -64,6 +64,8 @@ class incremental_detokenizer {
   std::vector<int32_t> ids_;   // ids from prefix_ on
   std::size_t read_ = 0;       // ids_[0, read_) have been emitted; ids_[0] is context
   std::string prefix_text_;    // decode(ids_[0, read_))
+  std::vector<int32_t> all_ids_;  // every id since the start, for an exact finish()
+  std::string emitted_text_;      // everything returned so far
 };
 
 }  // namespace troupe::engine
