@@ -96,9 +96,7 @@ std::vector<llm_output> llm::generate(std::span<const llm_request> requests) {
     // first one's prompt blocks are shared by the others through the prefix cache.
     std::vector<request_id> children;
     for (int32_t c = 0; c < in.params.n; ++c) {
-      request_params p = in.params;
-      p.n = 1;
-      if (p.sampling.seed && c > 0) p.sampling.seed = *p.sampling.seed + uint64_t(c);
+      const request_params p = child_params(in.params, c);
       const request_id id = next_id_++;
       auto ok = sched_->add_request(request(id, out.prompt_ids, p, eos));
       if (!ok) {

@@ -11,6 +11,13 @@ request::request(request_id id, std::vector<int32_t> prompt_ids, request_params 
       params_(std::move(params)),
       eos_(std::move(eos_token_ids)) {}
 
+request_params child_params(const request_params& p, int32_t index) {
+  request_params c = p;
+  c.n = 1;
+  if (c.sampling.seed) c.sampling.seed = *c.sampling.seed + static_cast<uint64_t>(index);
+  return c;
+}
+
 std::string_view to_string(request_status s) {
   switch (s) {
     case request_status::waiting: return "waiting";

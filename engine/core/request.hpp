@@ -52,6 +52,11 @@ struct request_params {
                                  ///< never starts from a prefix-cache hit: every prompt row is computed)
 };
 
+/// The parameters of sample `index` of a request asking for n samples: n = 1, and a seed, when there
+/// is one, offset by the index so that the samples differ yet each is reproducible. The n child
+/// requests share the prompt's blocks through the prefix cache when admitted one after another.
+request_params child_params(const request_params& p, int32_t index);
+
 /// The scheduler's record of one sequence.
 class request {
  public:
