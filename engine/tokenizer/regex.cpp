@@ -119,6 +119,8 @@ int regex::find(std::string_view s, std::size_t from, std::size_t& begin, std::s
   auto subject = reinterpret_cast<PCRE2_SPTR>(s.data());
   int rc = jit_ ? pcre2_jit_match(code, subject, s.size(), from, 0, md, nullptr)
                 : pcre2_match(code, subject, s.size(), from, PCRE2_NO_UTF_CHECK, md, nullptr);
+  if (rc == PCRE2_ERROR_JIT_STACKLIMIT)  // the interpreter keeps its backtracking on the heap
+    rc = pcre2_match(code, subject, s.size(), from, PCRE2_NO_UTF_CHECK | PCRE2_NO_JIT, md, nullptr);
   if (rc == PCRE2_ERROR_NOMATCH) return 0;
   if (rc < 0) return -1;
   PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);

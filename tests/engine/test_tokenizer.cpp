@@ -142,6 +142,17 @@ TEST_CASE("a regex that gives up is an error, not a silent split") {
   CHECK(r.error().message.find("match limit") != std::string::npos);
 }
 
+TEST_CASE("a match too deep for the JIT stack falls back to the interpreter") {
+  std::string json = tiny_json("[]");
+  const std::string split = R"({"type":"Split","pattern":{"String":" "},"behavior":"Removed"})";
+  json.replace(json.find(split), split.size(),
+               R"({"type":"Split","pattern":{"Regex":"(a|b)*c"},"behavior":"Isolated","invert":false})");
+  auto r = make(json).encode(std::string(100000, 'a') + "c");
+  INFO((r ? std::string("ok") : r.error().message));
+  REQUIRE(r.has_value());
+  CHECK(r->size() == 100001);
+}
+
 TEST_CASE("lossy UTF-8 decoding replaces maximal invalid subparts like Rust") {
   using engine::unicode::from_utf8_lossy;
   const std::string r = "\xEF\xBF\xBD";
