@@ -55,6 +55,7 @@ struct scheduler_stats {
 /// the running request of lowest priority and latest arrival is preempted: its blocks are freed and
 /// it waits again, ahead of later arrivals of its priority, to be recomputed with the tokens it has
 /// generated. Requests are admitted into a step only when no request was preempted in it.
+/// schedule() and update_from_output() alternate: one step is in flight at a time.
 class scheduler {
  public:
   explicit scheduler(const scheduler_options& options, block_hash_fn hash = xxh3_block_hash);

@@ -337,3 +337,48 @@ TEST_CASE("logprobs of sampled and prompt tokens match the model's own, through 
   REQUIRE(e->generate(std::span<const llm_request>(&bad, 1))[0].error ==
           "logprobs must be within [0, 20] (or -1: none), got 21");
 }
+
+TEST_CASE("the model runner's step inputs: positions, slots, offsets, block tables, logits rows") {
+  scheduler_options o;
+  o.num_blocks = 8;
+  o.block_size = 4;
+  o.max_num_batched_tokens = 10;
+  o.max_model_len = 512;
+  scheduler s(o);
+  model_runner runner(*the().model, 8, 4);
+  request_params p;
+  p.sampling.temperature = 0.0f;
+  REQUIRE(s.add_request(request(1, ids{1, 10, 11, 12, 13, 14}, p)));
+  REQUIRE(s.add_request(request(2, ids{1, 20, 21, 22, 23, 24, 25}, p)));
+
+  auto out = s.schedule();
+  auto res = runner.execute(out);
+  REQUIRE(res.has_value());
+  const step_input& in = runner.last_input();
+  REQUIRE(in.token_ids == ids{1, 10, 11, 12, 13, 14, 1, 20, 21, 22});
+  REQUIRE(in.positions == ids{0, 1, 2, 3, 4, 5, 0, 1, 2, 3});
+  REQUIRE(in.slot_mapping == ids{0, 1, 2, 3, 4, 5, 8, 9, 10, 11});
+  REQUIRE(in.query_start_loc == ids{0, 6, 10});
+  REQUIRE(in.seq_lens == ids{6, 4});
+  REQUIRE(in.max_blocks_per_seq == 2);
+  REQUIRE(in.block_tables == ids{0, 1, 2, 0});
+  REQUIRE(in.logits_indices == ids{5});
+  REQUIRE(res->sampled[1] == -1);
+  const int32_t first = res->sampled[0];
+  REQUIRE(first == argmax(std::span<const float>(
+                       compute_prompt_logits(TROUPE_DEFAULT_MODEL, ids{1, 10, 11, 12, 13, 14})->data() + 5 * 512, 512)));
+  s.update_from_output(out, res->sampled);
+
+  out = s.schedule();  // 1 decodes its token; 2 finishes its prompt in a new block
+  res = runner.execute(out);
+  REQUIRE(res.has_value());
+  REQUIRE(runner.last_input().token_ids == ids{first, 23, 24, 25});
+  REQUIRE(runner.last_input().positions == ids{6, 4, 5, 6});
+  REQUIRE(runner.last_input().slot_mapping == ids{6, 12, 13, 14});
+  REQUIRE(runner.last_input().query_start_loc == ids{0, 1, 4});
+  REQUIRE(runner.last_input().seq_lens == ids{7, 7});
+  REQUIRE(runner.last_input().block_tables == ids{0, 1, 2, 3});
+  REQUIRE(runner.last_input().logits_indices == ids{0, 3});
+  REQUIRE(res->sampled[0] >= 0);
+  REQUIRE(res->sampled[1] >= 0);
+}
