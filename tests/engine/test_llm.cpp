@@ -206,6 +206,14 @@ TEST_CASE("bad inputs are rejected with a reason while the others run") {
   REQUIRE_FALSE(too_long);
   REQUIRE(too_long.error().message ==
           "max_model_len 1000 exceeds the model's context of 512 tokens (max_position_embeddings)");
+  llm_options zero_seqs;
+  zero_seqs.max_num_seqs = 0;
+  REQUIRE(llm::create(*the().model, *the().tok, zero_seqs).error().message == "max_num_seqs must be positive, got 0");
+  llm_options zero_block;
+  zero_block.block_size = 0;
+  REQUIRE(llm::create(*the().model, *the().tok, zero_block).error().message == "block_size must be positive, got 0");
+  llm_options defaults;  // 0 blocks: room for max_num_seqs full-length sequences, capped at 256 MiB
+  REQUIRE(engine_with(defaults)->options().num_blocks == 256 * 512 / 16);
 }
 
 TEST_CASE("a hash that always collides still gives every prompt its own outputs") {
