@@ -102,7 +102,7 @@ std::vector<llm_output> llm::generate(std::span<const llm_request> requests) {
       if (!ok) {
         out.error = ok.error().message;
         for (request_id child : children) {
-          sched_->abort_request(child);
+          finish(child, finish_reason::abort, "a sibling sample was rejected");
           where.erase(child);
         }
         break;
