@@ -139,7 +139,7 @@ void add_tokenize_command(CLI::App& app) {
       ->capture_default_str();
   auto* text = cmd->add_option("--text", args->text, "Text to encode (with --decode: a JSON array of ids)");
   cmd->add_option("--jsonl", args->jsonl,
-                  "File ('-': stdin) of one JSON string per line (with --decode: one JSON id array per line)");
+                  "File ('-': stdin) of one JSON string per line (--decode: one JSON id array per line)");
   cmd->add_flag("--no-special", args->no_special,
                 "Encode without the template's special tokens; with --decode, skip special tokens");
   cmd->add_flag("--decode", args->decode, "Turn ids back into text (a JSON string per line with --jsonl)");

@@ -1,4 +1,4 @@
-// Added-token matching: leftmost-longest search by first byte, then HF's single_word, lstrip and rstrip rules.
+// Added-token matching: leftmost-longest by first byte, then HF's single_word, lstrip and rstrip rules.
 #include "engine/tokenizer/added_vocabulary.hpp"
 
 #include <algorithm>

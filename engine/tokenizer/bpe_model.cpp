@@ -64,8 +64,10 @@ expected<void> bpe_model::set_merges(const std::vector<std::pair<std::string, st
     const auto& [a, b] = pairs[i];
     auto ia = lookup(a);
     auto ib = lookup(b);
-    if (!ia || !ib) return make_error("merge ", i, " ('", a, "' '", b, "') uses a token missing from the vocabulary");
-    if (b.size() < prefix_len) return make_error("merge ", i, ": '", b, "' lacks the continuing_subword_prefix");
+    if (!ia || !ib)
+      return make_error("merge ", i, " ('", a, "' '", b, "') uses a token missing from the vocabulary");
+    if (b.size() < prefix_len)
+      return make_error("merge ", i, ": '", b, "' lacks the continuing_subword_prefix");
     joined.assign(a);
     joined.append(b, prefix_len, std::string::npos);
     auto merged = lookup(joined);

@@ -63,7 +63,8 @@ void flush_bytes(std::string& bytes, std::vector<std::string>& out) {
   bytes.clear();
 }
 
-std::string strip_token(const std::string& t, const std::string& content, std::size_t start, std::size_t stop) {
+std::string strip_token(const std::string& t, const std::string& content, std::size_t start,
+                        std::size_t stop) {
   std::vector<std::size_t> starts;  // byte offset of each character
   for (std::size_t i = 0; i < t.size(); unicode::next_char(t, i)) starts.push_back(i);
   std::size_t n = starts.size();

@@ -120,7 +120,8 @@ void replace_spaces(std::string& s, const std::string& rep) {
 }
 
 error regex_gave_up(const regex& re) {
-  return make_error("the pre-tokenizer regex '", re.pattern(), "' hit PCRE2's match limit on this input (too much backtracking)");
+  return make_error("the pre-tokenizer regex '", re.pattern(),
+                    "' hit PCRE2's match limit on this input (too much backtracking)");
 }
 
 }  // namespace

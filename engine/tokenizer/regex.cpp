@@ -1,4 +1,4 @@
-// PCRE2 wrapper for pre-tokenizer patterns: compile with UTF and UCP, JIT-compile, match without re-checking UTF.
+// PCRE2 wrapper for pre-tokenizer patterns: UTF and UCP, JIT where it can, no UTF re-check per match.
 #include "engine/tokenizer/regex.hpp"
 
 #define PCRE2_CODE_UNIT_WIDTH 8

@@ -36,7 +36,8 @@ const std::string* tokenizer_impl::token_of(int32_t id) const {
   return s.empty() ? nullptr : &s;
 }
 
-expected<void> tokenizer_impl::encode_text(std::string_view raw, bool at_start, std::vector<int32_t>& out) const {
+expected<void> tokenizer_impl::encode_text(std::string_view raw, bool at_start,
+                                           std::vector<int32_t>& out) const {
   std::string normalized = norm ? norm->apply(std::string(raw)) : std::string(raw);
   std::vector<text_span> spans;
   if (normalized_matcher.empty()) {

@@ -1,4 +1,4 @@
-// Hugging Face tokenizer.json tokenizers (BPE, byte-level and SentencePiece style) and streaming detokenisation.
+// Hugging Face tokenizer.json tokenizers (byte-level and SentencePiece-style BPE) and streaming decoding.
 #pragma once
 
 #include <cstdint>
@@ -40,7 +40,7 @@ class tokenizer {
   std::string id_to_token(int32_t id) const;
   /// Whether id is an added token marked special.
   bool is_special(int32_t id) const;
-  /// Whether id is a byte-fallback token such as <0x0A> that a ByteFallback decoder joins with its neighbours.
+  /// Whether id is a byte-fallback token such as <0x0A> that a ByteFallback decoder joins with others.
   bool is_byte_token(int32_t id) const;
 
  private:

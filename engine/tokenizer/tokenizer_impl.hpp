@@ -32,7 +32,7 @@ struct tokenizer_impl {
   std::vector<template_item> single_template;  ///< empty: add_special_tokens adds nothing
 
   std::vector<added_token> added;
-  std::vector<std::string> added_text;  ///< what decoding shows: the content, normalised for normalized tokens
+  std::vector<std::string> added_text;  ///< what decoding shows (normalized tokens: normalised content)
   std::unordered_map<int32_t, std::size_t> added_by_id;
   string_map added_by_content;
   std::unordered_set<std::string> special_contents;

@@ -8,7 +8,8 @@ namespace troupe::engine::tok {
 
 namespace {
 
-// Ids index dense tables; no real vocabulary comes near this, and a hostile file must not make us allocate 2^31.
+// Ids index dense tables: no real vocabulary comes near this, and a hostile file must not make us
+// allocate for 2^31 of them.
 constexpr int64_t max_token_id = int64_t{1} << 24;
 
 expected<void> parse_merges(simdjson::dom::array arr, bpe_model& m) {
@@ -24,7 +25,8 @@ expected<void> parse_merges(simdjson::dom::array arr, bpe_model& m) {
       pairs.emplace_back(std::string(s.substr(0, sp)), std::string(s.substr(sp + 1)));
     } else if (e.get_array().get(two) == simdjson::SUCCESS && two.size() == 2) {
       std::string_view a, b;
-      if (two.at(0).get_string().get(a) != simdjson::SUCCESS || two.at(1).get_string().get(b) != simdjson::SUCCESS)
+      if (two.at(0).get_string().get(a) != simdjson::SUCCESS ||
+          two.at(1).get_string().get(b) != simdjson::SUCCESS)
         return make_error("a merge is not a pair of strings");
       pairs.emplace_back(std::string(a), std::string(b));
     } else {
@@ -46,7 +48,8 @@ expected<void> parse_model(element e, bpe_model& m) {
       return make_error("BPE dropout is random and not supported");
   }
   object vocab;
-  if (o->at_key("vocab").get_object().get(vocab) != simdjson::SUCCESS) return make_error("model has no 'vocab' object");
+  if (o->at_key("vocab").get_object().get(vocab) != simdjson::SUCCESS)
+    return make_error("model has no 'vocab' object");
   int64_t max_id = -1;
   m.vocab.reserve(vocab.size());
   for (auto [key, value] : vocab) {
@@ -74,7 +77,8 @@ expected<void> parse_model(element e, bpe_model& m) {
     m.unk_id = it->second;
   }
   simdjson::dom::array merges;
-  if (o->at_key("merges").get_array().get(merges) != simdjson::SUCCESS) return make_error("model has no 'merges' array");
+  if (o->at_key("merges").get_array().get(merges) != simdjson::SUCCESS)
+    return make_error("model has no 'merges' array");
   if (auto r = parse_merges(merges, m); !r) return make_error("model: ", r.error().message);
   m.finish_setup();
   return {};
@@ -87,7 +91,8 @@ expected<void> parse_template(object o, tokenizer_impl& t) {
   if (o.at_key("special_tokens").get_object().get(specials) != simdjson::SUCCESS)
     return make_error("TemplateProcessing has no 'special_tokens'");
   simdjson::dom::array single;
-  if (o.at_key("single").get_array().get(single) != simdjson::SUCCESS) return make_error("TemplateProcessing has no 'single'");
+  if (o.at_key("single").get_array().get(single) != simdjson::SUCCESS)
+    return make_error("TemplateProcessing has no 'single'");
   for (element item : single) {
     object io;
     if (item.get_object().get(io) != simdjson::SUCCESS) return make_error("bad TemplateProcessing item");
@@ -102,7 +107,8 @@ expected<void> parse_template(object o, tokenizer_impl& t) {
         return make_error("TemplateProcessing special token '", id, "' has no ids");
       for (element v : ids) {
         int64_t x = 0;
-        if (v.get_int64().get(x) != simdjson::SUCCESS) return make_error("bad id for special token '", id, "'");
+        if (v.get_int64().get(x) != simdjson::SUCCESS)
+          return make_error("bad id for special token '", id, "'");
         ti.ids.push_back(static_cast<int32_t>(x));
       }
     } else {
