@@ -2,6 +2,7 @@
 // string, mapping, equalto, ...) as chat templates use them.
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <optional>
 
 #include "engine/chat/builtins.hpp"
@@ -171,6 +172,7 @@ std::string jinja_title(const std::string& s) {
 }
 
 expected<value> to_number(const value& v, bool as_float, const value& def) {
+  if (v.is_undefined()) return make_error("'", v.undefined_name(), "' is undefined");
   if (v.is_number()) return as_float ? value(v.as_float()) : value(v.is_float() ? int64_t(v.as_float()) : v.as_int());
   if (v.is_string()) {
     std::string s = py_strip(v.as_string(), value(), true, true);
@@ -247,6 +249,7 @@ expected<value> apply_filter(const std::string& name, const value& v, call_args&
   }
   if (name == "dictsort") return dictsort(v, a);
   if (name == "indent") {
+    if (!v.is_string()) return make_error("indent needs a string, not ", v.type_name());
     value width = arg(a, 0, "width", value(int64_t(4)));
     return value(indent(v.str(), width, arg(a, 1, "first").truthy(), arg(a, 2, "blank").truthy()));
   }
@@ -258,11 +261,19 @@ expected<value> apply_filter(const std::string& name, const value& v, call_args&
   }
   if (name == "round") {
     if (!v.is_number()) return make_error("round needs a number, not ", v.type_name());
-    double p = std::pow(10.0, double(arg(a, 0, "precision", value(int64_t(0))).as_int()));
+    int64_t digits = arg(a, 0, "precision", value(int64_t(0))).as_int();
     std::string method = arg(a, 1, "method", value("common")).str();
+    if (method == "common") {
+      if (!v.is_float() && digits >= 0) return value(v.as_int());  // Python's round(int, n) is the int
+      // printf rounds the exact binary value half-to-even, as Python's round(float, n) does
+      char buf[512];
+      std::snprintf(buf, sizeof buf, "%.*f", int(std::clamp<int64_t>(digits, 0, 300)), v.as_float());
+      return value(std::strtod(buf, nullptr));
+    }
+    if (method != "ceil" && method != "floor") return make_error("round: method must be common, ceil or floor");
+    double p = std::pow(10.0, double(digits));
     double x = v.as_float() * p;
-    x = method == "ceil" ? std::ceil(x) : method == "floor" ? std::floor(x) : std::round(x);
-    return value(x / p);
+    return value((method == "ceil" ? std::ceil(x) : std::floor(x)) / p);
   }
   if (name == "reverse") {
     if (v.is_string()) {
@@ -280,6 +291,8 @@ expected<value> apply_filter(const std::string& name, const value& v, call_args&
   if (name == "unique") {
     CHAT_TRY(items, sequence(v, "unique"));
     list_t out;
+    for (const value& x : items.as_list())
+      if (x.is_list() || x.is_dict()) return make_error("unique: unhashable type '", x.type_name(), "'");
     for (const value& x : items.as_list())
       if (std::none_of(out.begin(), out.end(), [&](const value& y) { return equals(sort_key(x, false), sort_key(y, false)); }))
         out.push_back(x);
@@ -334,14 +347,14 @@ expected<bool> apply_test(const std::string& name, const value& v, call_args& a)
       return r.as_bool();
     }
   if (name == "odd" || name == "even" || name == "divisibleby") {
-    if (!v.is_int() && !v.is_bool()) return make_error("test '", name, "' needs an integer");
-    int64_t d = name == "divisibleby" ? (other.is_int() ? other.as_int() : 0) : 2;
-    if (d == 0) return make_error("divisibleby needs a non-zero integer");
-    int64_t r = v.as_int() % d;
-    return name == "odd" ? r != 0 : r == 0;
+    value d = name == "divisibleby" ? other : value(int64_t(2));
+    CHAT_TRY(r, binary_op("%", v, d));
+    return name == "odd" ? equals(r, value(int64_t(1))) : equals(r, value(int64_t(0)));
   }
-  if (name == "lower") return v.is_string() && py_lower(v.as_string()) == v.as_string() && py_upper(v.as_string()) != v.as_string();
-  if (name == "upper") return v.is_string() && py_upper(v.as_string()) == v.as_string() && py_lower(v.as_string()) != v.as_string();
+  if (name == "lower" || name == "upper") {  // str(value).islower() / .isupper()
+    std::string s = v.str(), lo = py_lower(s), up = py_upper(s);
+    return name == "lower" ? (lo == s && up != s) : (up == s && lo != s);
+  }
   return make_error("unknown test '", name, "'");
 }
 

@@ -57,7 +57,9 @@ static expected<bool> contains(const value& container, const value& item) {
       for (const value& x : container.as_list())
         if (equals(x, item)) return true;
       return false;
-    case kind::dict: return item.is_string() && container.as_dict().find(item.as_string()) != nullptr;
+    case kind::dict:
+      if (item.is_list() || item.is_dict()) return make_error("unhashable type: '", item.type_name(), "'");
+      return item.is_string() && container.as_dict().find(item.as_string()) != nullptr;
     default: return make_error("argument of type '", container.type_name(), "' is not iterable");
   }
 }
@@ -100,6 +102,7 @@ static expected<value> arithmetic(const std::string& op, const value& a, const v
     double x = a.as_float(), y = b.as_float();
     double r = std::fmod(x, y);
     if (r != 0 && ((r < 0) != (y < 0))) r += y;
+    if (r == 0) r = std::copysign(0.0, y);
     return op == "%" ? value(r) : value(std::floor(x / y));
   }
   if (op == "**") {

@@ -116,6 +116,7 @@ static std::string repr_string(const std::string& s) {
 
 std::string value::repr() const {
   if (is_string()) return repr_string(as_string());
+  if (is_undefined()) return "Undefined";
   return str();
 }
 
