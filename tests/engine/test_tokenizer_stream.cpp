@@ -1,11 +1,13 @@
 // Incremental detokeniser invariants on the four real tokenizers: over the corpus and over random id
-// sequences, the streamed pieces are valid UTF-8 and concatenate to exactly decode(all ids).
+// sequences, the streamed pieces are valid UTF-8 and concatenate to exactly decode(all ids). Also: one
+// tokenizer shared by several threads encodes as it does alone.
 #include <catch2/catch.hpp>
 #include <simdjson.h>
 
 #include <filesystem>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "engine/tokenizer/tokenizer.hpp"
@@ -118,4 +120,29 @@ TEST_CASE("a character split over byte tokens is held back until it is complete"
   CHECK(piece.rfind("\xE4\xB8\xAD", 0) == 0);  // 中 arrives whole
   CHECK(piece + d.finish() == tok->decode(std::vector<int32_t>{id("<0xE4>"), id("<0xB8>"), id("<0xAD>"),
                                                                 *tok->token_to_id("\xE2\x96\x81")}));
+}
+
+TEST_CASE("threads sharing one tokenizer get the same ids as one thread") {
+  const auto corpus = load_corpus();
+  const auto files = tokenizer_files();
+  REQUIRE(std::filesystem::exists(files[2].second));
+  auto tok = tokenizer::load(files[2].second);  // Qwen3: NFC, regex, BPE merges, word cache
+  REQUIRE(tok.has_value());
+  std::vector<std::vector<int32_t>> want;
+  for (const auto& text : corpus) want.push_back(tok->encode(text).value());
+  std::vector<int> mismatches(4, 0);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      tokenizer copy = *tok;  // copies share the tables
+      for (int round = 0; round < 3; ++round)
+        for (std::size_t i = 0; i < corpus.size(); ++i) {
+          std::size_t k = (i * 7 + static_cast<std::size_t>(t) * 13) % corpus.size();
+          auto got = copy.encode(corpus[k]);
+          if (!got || *got != want[k]) ++mismatches[static_cast<std::size_t>(t)];
+        }
+    });
+  }
+  for (auto& th : threads) th.join();
+  CHECK(mismatches == std::vector<int>(4, 0));
 }
