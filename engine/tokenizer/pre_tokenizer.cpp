@@ -12,23 +12,27 @@ struct segment {
   bool is_match;
 };
 
-// Matches of a regex as alternating segments (Hugging Face's Pattern::find_matches for a regex).
+// Matches of a regex as alternating segments (Hugging Face's Pattern::find_matches for a regex), with
+// the onig crate's iteration: empty matches count, except one right where the previous match ended.
 // False when the regex engine gave up.
 bool regex_segments(const regex& re, std::string_view s, std::vector<segment>& out) {
-  std::size_t prev = 0, pos = 0, b = 0, e = 0;
-  while (pos <= s.size()) {
-    int found = re.find(s, pos, b, e);
+  std::size_t prev = 0, last_end = 0, b = 0, e = 0;
+  bool any = false;
+  std::size_t last_match_end = 0;
+  while (last_end <= s.size()) {
+    int found = re.find(s, last_end, b, e);
     if (found < 0) return false;
     if (found == 0) break;
-    if (e == b) {  // an empty match splits nothing; step over one character
-      if (b >= s.size()) break;
-      std::size_t n = unicode::valid_char_len(s, b);
-      pos = b + (n ? n : 1);
+    if (b == e && any && last_match_end == e) {
+      std::size_t n = last_end < s.size() ? unicode::valid_char_len(s, last_end) : 0;
+      last_end += n ? n : 1;
       continue;
     }
+    last_end = last_match_end = e;
+    any = true;
     if (prev != b) out.push_back({prev, b, false});
     out.push_back({b, e, true});
-    prev = pos = e;
+    prev = e;
   }
   if (prev != s.size()) out.push_back({prev, s.size(), false});
   return true;

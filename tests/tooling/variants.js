@@ -56,6 +56,14 @@ function synthetic() {
     { type: 'Split', pattern: { Regex: '\\s+' }, behavior: 'Isolated', invert: true },
     { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true }] };
   v['llama3-digits-invert'] = t;
+  // Patterns that match the empty string: each empty match is a split point, as the onig crate iterates.
+  t = load('llama3');
+  t.pre_tokenizer = { type: 'Sequence', pretokenizers: [
+    { type: 'Split', pattern: { Regex: '\\b' }, behavior: 'Isolated', invert: false },
+    { type: 'Split', pattern: { Regex: ' *' }, behavior: 'MergedWithPrevious', invert: false },
+    { type: 'Split', pattern: { Regex: '(?=[A-Z])' }, behavior: 'MergedWithNext', invert: false },
+    { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false }] };
+  v['llama3-empty-matches'] = t;
   // Qwen3 with the other Unicode normal forms.
   t = load('qwen3');
   t.normalizer = { type: 'NFKC' };
