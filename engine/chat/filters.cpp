@@ -98,6 +98,7 @@ expected<value> sort_filter(const value& subject, call_args& a) {
   std::stable_sort(l.begin(), l.end(), [&](const value& x, const value& y) {
     value kx = sort_key(attr.is_string() ? lookup_path(x, attr.as_string()) : x, cs);
     value ky = sort_key(attr.is_string() ? lookup_path(y, attr.as_string()) : y, cs);
+    if (equals(kx, ky)) return false;  // Jinja compares key lists: equal items are never ordered
     auto r = reverse ? less(ky, kx) : less(kx, ky);
     if (!r && !err) err = r.error();
     return r && *r;
@@ -298,12 +299,19 @@ expected<value> apply_filter(const std::string& name, const value& v, call_args&
         out.push_back(x);
     return value(std::move(out));
   }
-  if (name == "min" || name == "max") {
-    call_args s;
-    CHAT_TRY(sorted, sort_filter(v, s));
-    const list_t& l = sorted.as_list();
+  if (name == "min" || name == "max") {  // Python's min/max: direct comparisons, first extreme wins
+    CHAT_TRY(items, sequence(v, name.c_str()));
+    bool cs = arg(a, 0, "case_sensitive", value(false)).truthy();
+    value attr = arg(a, 1, "attribute");
+    const list_t& l = items.as_list();
     if (l.empty()) return value::undefined(name);
-    return name == "min" ? l.front() : l.back();
+    auto key = [&](const value& x) { return sort_key(attr.is_string() ? lookup_path(x, attr.as_string()) : x, cs); };
+    size_t best = 0;
+    for (size_t i = 1; i < l.size(); ++i) {
+      CHAT_TRY(better, name == "min" ? less(key(l[i]), key(l[best])) : less(key(l[best]), key(l[i])));
+      if (better) best = i;
+    }
+    return l[best];
   }
   if (name == "sum") {
     CHAT_TRY(items, sequence(v, "sum"));

@@ -177,6 +177,8 @@ bool equals(const value& a, const value& b) {
 }
 
 expected<bool> less(const value& a, const value& b) {
+  if (a.is_undefined()) return make_error("'", a.undefined_name(), "' is undefined");
+  if (b.is_undefined()) return make_error("'", b.undefined_name(), "' is undefined");
   if (a.is_number() && b.is_number()) {
     if (a.is_float() || b.is_float()) return a.as_float() < b.as_float();
     return a.as_int() < b.as_int();

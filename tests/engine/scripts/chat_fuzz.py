@@ -85,7 +85,7 @@ class generator:
 
     def stmt(self, depth=0):
         r = self.rng
-        c = r.randrange(7)
+        c = r.randrange(12)
 
         def ws():
             return r.choice(["", "-"])
@@ -101,7 +101,24 @@ class generator:
         if c == 4:
             return f"{{% set v = {self.expr()} %}}{{{{ v }}}}"
         if c == 5:
-            return f"  {{# c #}}\n{self.stmt(depth + 1)}"
+            return f"  {{#{ws()} c {ws()}#}}\n{self.stmt(depth + 1)}"
+        if c == 6:
+            body = r.choice(["{{ loop.index0 }}{{ loop.revindex }}{{ loop.first }}{{ loop.last }}{{ loop.length }}",
+                             "{% if loop.first %}{% continue %}{% endif %}{{ x }}",
+                             "{% if x == 1 %}{% break %}{% endif %}{{ x }}", "{{ loop.previtem }}/{{ loop.nextitem }}"])
+            return f"{{%- for x in {r.choice(['xs', 'ys', 'msgs', 'empty'])} -%}}\n  {body}\n{{%- endfor %}}"
+        if c == 7:
+            return (f"{{% if {self.expr()} %}}a{{% elif {self.expr()} %}}\n  b\n{{% elif {self.expr()} %}}c"
+                    f"{{% else %}}{self.stmt(depth + 1)}{{% endif %}}\n")
+        if c == 8:
+            return (f"{{% set ns = namespace(k={self.literal()}) %}}{{% for x in xs %}}{{% set ns.k = {self.expr()} %}}"
+                    f"{{% endfor %}}{{{{ ns.k }}}}")
+        if c == 9:
+            return (f"{{% macro mc(a, b={self.literal()}) -%}}\n  [{{{{ a }}}}|{{{{ b }}}}]\n{{%- endmacro %}}"
+                    f"{{{{ mc({self.expr()}) }}}}{{{{ mc(b={self.expr()}, a=1) }}}}")
+        if c == 10:
+            indent, left, right = r.choice(["  ", "\t", " x "]), r.choice(["", "-", "+"]), r.choice(["", "-", "+"])
+            return f"{indent}{{%{left} if {self.expr()} {right}%}}\n{self.stmt(depth + 1)}  {{% endif %}}\n"
         return self.stmt(depth + 1) + self.stmt(depth + 1)
 
 
