@@ -1,0 +1,73 @@
+// Executor actor: backend + llama_model + model_runner behind init and execute messages.
+#include "actors/executor_actor.hpp"
+
+#include <memory>
+
+#include "actors/shared.hpp"
+#include "engine/core/model_runner.hpp"
+#include "engine/model/llama_model.hpp"
+
+namespace troupe::actors {
+
+namespace {
+
+struct executor_state {
+  runtime_shared* shared = nullptr;
+  std::atomic<int64_t>* depth = nullptr;
+  std::unique_ptr<kernels::backend> backend;
+  std::unique_ptr<engine::llama_model> model;
+  std::unique_ptr<engine::model_runner> runner;
+};
+
+status_reply load(executor_state& st) {
+  const runtime_options& o = st.shared->options;
+  st.backend = o.backend_factory ? o.backend_factory() : kernels::make_cpu_backend(o.cpu_threads);
+  if (!st.backend) return {false, int(errc::internal), "the backend factory returned no backend"};
+  auto model = engine::llama_model::load(o.model_dir, *st.backend);
+  if (!model) return {false, int(errc::internal), model.error().message};
+  st.model = std::move(*model);
+  const auto& so = st.shared->scheduler;
+  st.runner = std::make_unique<engine::model_runner>(*st.model, so.num_blocks, so.block_size);
+  return {};
+}
+
+executor_actor::behavior_type executor_fn(executor_actor::stateful_pointer<executor_state> self,
+                                          runtime_shared* shared, std::string name) {
+  self->state.shared = shared;
+  self->state.depth = shared->metrics.add_mailbox(name);
+  self->attach_functor([shared] { shared->actor_ended(); });
+  return {
+      [self](init_atom) { return load(self->state); },
+      [self](execute_atom, const step_plan& plan) {
+        auto& st = self->state;
+        st.depth->store(int64_t(self->mailbox().size()));
+        step_outcome out;
+        out.generation = plan.generation;
+        out.step = plan.step.step;
+        if (!st.runner) {
+          out.ok = false;
+          out.error = "the executor has no model loaded";
+          return out;
+        }
+        const int64_t t0 = now_ns();
+        auto result = st.runner->execute(plan.step);  // a failing device throws: this actor dies
+        out.exec_ns = now_ns() - t0;
+        if (result) {
+          out.result = std::move(*result);
+        } else {
+          out.ok = false;
+          out.error = result.error().message;
+        }
+        return out;
+      },
+  };
+}
+
+}  // namespace
+
+executor_actor spawn_executor(caf::local_actor* parent, runtime_shared& shared, const std::string& name) {
+  shared.actor_started();
+  return parent->spawn<caf::detached>(executor_fn, &shared, name);
+}
+
+}  // namespace troupe::actors
