@@ -6,6 +6,9 @@ namespace troupe::engine {
 
 namespace {
 
+// Unfinished-character waits before the window is decoded only for clean ids (real text needs <= 3).
+constexpr std::size_t max_quick_waits = 8;
+
 bool ends_with_replacement(const std::string& s) {
   return s.size() >= 3 && s.compare(s.size() - 3, 3, "\xEF\xBF\xBD") == 0;
 }
@@ -22,6 +25,13 @@ std::string incremental_detokenizer::push(int32_t id) {
   // A token that decodes to nothing (skipped or unknown) does not end a run either.
   if (tok_.is_byte_token(id)) return {};
   if ((skip_special_ && tok_.is_special(id)) || tok_.id_to_token(id).empty()) return {};
+  // After many ids in a row that left an unfinished character (model garbage), only an id whose own
+  // text ends cleanly can end the wait: the cost per id stays constant instead of decoding an ever
+  // longer window each time. finish() still returns everything.
+  if (stalls_ > max_quick_waits) {
+    std::string alone = tok_.decode(std::span<const int32_t>(&id, 1), skip_special_);
+    if (alone.empty() || ends_with_replacement(alone)) return {};
+  }
   return emit(false);
 }
 
@@ -35,6 +45,7 @@ std::string incremental_detokenizer::finish() {
     out = emit(true);
   all_ids_.clear();
   emitted_text_.clear();
+  stalls_ = 0;
   ids_.clear();
   read_ = 0;
   prefix_text_.clear();
@@ -44,7 +55,12 @@ std::string incremental_detokenizer::finish() {
 std::string incremental_detokenizer::emit(bool final) {
   std::string text = tok_.decode(ids_, skip_special_);
   if (text.compare(0, prefix_text_.size(), prefix_text_) != 0) return {};  // wait for more context
-  if (!final && (text.size() <= prefix_text_.size() || ends_with_replacement(text))) return {};
+  if (!final && ends_with_replacement(text)) {
+    ++stalls_;
+    return {};
+  }
+  if (!final && text.size() <= prefix_text_.size()) return {};
+  stalls_ = 0;
   std::string out = text.substr(prefix_text_.size());
   emitted_text_ += out;
   // The ids since the last emission become the context of the next window, unless they decode to

@@ -66,6 +66,7 @@ class incremental_detokenizer {
   std::string prefix_text_;    // decode(ids_[0, read_))
   std::vector<int32_t> all_ids_;  // every id since the start, for an exact finish()
   std::string emitted_text_;      // everything returned so far
+  std::size_t stalls_ = 0;        // pushes in a row whose text ended in an unfinished character
 };
 
 }  // namespace troupe::engine

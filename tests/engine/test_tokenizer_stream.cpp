@@ -146,3 +146,22 @@ TEST_CASE("threads sharing one tokenizer get the same ids as one thread") {
   for (auto& th : threads) th.join();
   CHECK(mismatches == std::vector<int>(4, 0));
 }
+
+TEST_CASE("a long run of ids that never finish a character streams exactly and cheaply") {
+  const auto files = tokenizer_files();
+  REQUIRE(std::filesystem::exists(files[1].second));
+  auto tok = tokenizer::load(files[1].second);  // Llama 3: byte-level, lossy UTF-8 decoding
+  REQUIRE(tok.has_value());
+  const int32_t lead = *tok->token_to_id("\xC3\x83");  // the byte 0xC3 alone: a lead byte, never finished
+  const auto hello = tok->encode(" hello \xE4\xB8\xAD", false).value();
+  const auto world = tok->encode(" world", false).value();
+  std::vector<int32_t> ids(3000, lead);
+  ids.insert(ids.end(), hello.begin(), hello.end());
+  ids.insert(ids.end(), 20, lead);
+  ids.insert(ids.end(), world.begin(), world.end());
+  check_stream(*tok, ids, false);
+  incremental_detokenizer d(*tok);
+  std::string before_world;
+  for (std::size_t i = 0; i + 1 < ids.size(); ++i) before_world += d.push(ids[i]);
+  CHECK(before_world.find(" hello \xE4\xB8\xAD") != std::string::npos);  // the text came out when it arrived
+}
