@@ -23,7 +23,8 @@ value lookup_path(const value& obj, const std::string& path) {
     size_t dot = path.find('.', pos);
     std::string part = path.substr(pos, dot == std::string::npos ? std::string::npos : dot - pos);
     bool digits = !part.empty() && std::all_of(part.begin(), part.end(), [](char c) { return std::isdigit((unsigned char)c); });
-    auto next = digits ? get_item(cur, value(int64_t(std::stoll(part)))) : get_item(cur, value(part));
+    digits = digits && part.size() < 18;
+    auto next = digits ? get_item(cur, value(int64_t(std::strtoll(part.c_str(), nullptr, 10)))) : get_item(cur, value(part));
     cur = next ? *next : value::undefined(part);
     if (cur.is_undefined() || dot == std::string::npos) return cur;
     pos = dot + 1;
@@ -174,7 +175,11 @@ std::string jinja_title(const std::string& s) {
 
 expected<value> to_number(const value& v, bool as_float, const value& def) {
   if (v.is_undefined()) return make_error("'", v.undefined_name(), "' is undefined");
-  if (v.is_number()) return as_float ? value(v.as_float()) : value(v.is_float() ? int64_t(v.as_float()) : v.as_int());
+  auto to_int = [](double d) -> expected<value> {
+    if (!std::isfinite(d) || std::fabs(d) >= 9.2e18) return make_error("cannot convert ", format_float(d), " to an integer");
+    return value(int64_t(d));
+  };
+  if (v.is_number()) return as_float ? value(v.as_float()) : v.is_float() ? to_int(v.as_float()) : value(v.as_int());
   if (v.is_string()) {
     std::string s = py_strip(v.as_string(), value(), true, true);
     char* end = nullptr;
@@ -183,7 +188,11 @@ expected<value> to_number(const value& v, bool as_float, const value& def) {
       if (!s.empty() && end == s.c_str() + s.size()) return value(int64_t(i));
     }
     double d = std::strtod(s.c_str(), &end);
-    if (!s.empty() && end == s.c_str() + s.size()) return as_float ? value(d) : value(int64_t(d));
+    if (!s.empty() && end == s.c_str() + s.size()) {
+      if (as_float) return value(d);
+      auto i = to_int(d);
+      return i ? *i : def;
+    }
   }
   return def;
 }
@@ -252,6 +261,8 @@ expected<value> apply_filter(const std::string& name, const value& v, call_args&
   if (name == "indent") {
     if (!v.is_string()) return make_error("indent needs a string, not ", v.type_name());
     value width = arg(a, 0, "width", value(int64_t(4)));
+    if (!width.is_string() && !width.is_int()) return make_error("indent width must be an integer or a string");
+    if (width.is_int() && width.as_int() > 1024) return make_error("indent width is too large");
     return value(indent(v.str(), width, arg(a, 1, "first").truthy(), arg(a, 2, "blank").truthy()));
   }
   if (name == "safe") return v;
@@ -262,7 +273,9 @@ expected<value> apply_filter(const std::string& name, const value& v, call_args&
   }
   if (name == "round") {
     if (!v.is_number()) return make_error("round needs a number, not ", v.type_name());
-    int64_t digits = arg(a, 0, "precision", value(int64_t(0))).as_int();
+    value precision = arg(a, 0, "precision", value(int64_t(0)));
+    if (!precision.is_int()) return make_error("round precision must be an integer");
+    int64_t digits = precision.as_int();
     std::string method = arg(a, 1, "method", value("common")).str();
     if (method == "common") {
       if (!v.is_float() && digits >= 0) return value(v.as_int());  // Python's round(int, n) is the int

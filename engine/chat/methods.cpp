@@ -122,7 +122,7 @@ expected<value> format(const value& self, call_args& a) {
     if (field.find_first_of(":!") != std::string::npos) return make_error("str.format: format specs are not supported");
     value v;
     if (field.empty()) v = arg(a, next++, "");
-    else if (std::isdigit((unsigned char)field[0])) v = arg(a, size_t(std::stoul(field)), "");
+    else if (std::isdigit((unsigned char)field[0])) v = arg(a, field.size() < 6 ? size_t(std::atoi(field.c_str())) : size_t(-1), "");
     else v = arg(a, size_t(-1), field);
     if (v.is_undefined()) return make_error("str.format: no argument for {", field, "}");
     out += v.str();

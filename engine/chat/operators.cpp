@@ -1,4 +1,5 @@
 // Python semantics of the template operators, attribute and item access, slicing and iteration.
+#include <climits>
 #include <cmath>
 
 #include "engine/chat/builtins.hpp"
@@ -83,11 +84,28 @@ static expected<value> repeat(const value& seq, int64_t n) {
   return value(std::move(out));
 }
 
+static expected<value> int_pow(int64_t base, int64_t exp) {
+  int64_t r = 1;
+  while (exp > 0) {
+    if ((exp & 1) && __builtin_mul_overflow(r, base, &r)) return make_error("integer overflow");
+    exp >>= 1;
+    if (exp > 0 && __builtin_mul_overflow(base, base, &base)) return make_error("integer overflow");
+  }
+  return value(r);
+}
+
 static expected<value> arithmetic(const std::string& op, const value& a, const value& b) {
   bool ints = !a.is_float() && !b.is_float();
-  if (op == "+") return ints ? value(a.as_int() + b.as_int()) : value(a.as_float() + b.as_float());
-  if (op == "-") return ints ? value(a.as_int() - b.as_int()) : value(a.as_float() - b.as_float());
-  if (op == "*") return ints ? value(a.as_int() * b.as_int()) : value(a.as_float() * b.as_float());
+  if (ints && (op == "+" || op == "-" || op == "*")) {
+    int64_t x = a.as_int(), y = b.as_int(), r;
+    bool overflow = op == "+" ? __builtin_add_overflow(x, y, &r)
+                  : op == "-" ? __builtin_sub_overflow(x, y, &r) : __builtin_mul_overflow(x, y, &r);
+    if (overflow) return make_error("integer overflow");
+    return value(r);
+  }
+  if (op == "+") return value(a.as_float() + b.as_float());
+  if (op == "-") return value(a.as_float() - b.as_float());
+  if (op == "*") return value(a.as_float() * b.as_float());
   if (op == "/") {
     if (b.as_float() == 0.0) return make_error("division by zero");
     return value(a.as_float() / b.as_float());
@@ -95,7 +113,9 @@ static expected<value> arithmetic(const std::string& op, const value& a, const v
   if (op == "//" || op == "%") {
     if (b.as_float() == 0.0) return make_error(op == "%" ? "modulo by zero" : "division by zero");
     if (ints) {
-      int64_t x = a.as_int(), y = b.as_int(), q = x / y, r = x % y;
+      int64_t x = a.as_int(), y = b.as_int();
+      if (x == INT64_MIN && y == -1) return make_error("integer overflow");
+      int64_t q = x / y, r = x % y;
       if (r != 0 && ((r < 0) != (y < 0))) r += y, q -= 1;
       return op == "%" ? value(r) : value(q);
     }
@@ -106,14 +126,10 @@ static expected<value> arithmetic(const std::string& op, const value& a, const v
     return op == "%" ? value(r) : value(std::floor(x / y));
   }
   if (op == "**") {
-    if (ints && b.as_int() >= 0) {
-      int64_t r = 1;
-      for (int64_t i = 0; i < b.as_int(); ++i) r *= a.as_int();
-      return value(r);
-    }
+    if (ints && b.as_int() >= 0) return int_pow(a.as_int(), b.as_int());
     return value(std::pow(a.as_float(), b.as_float()));
   }
-  return make_error("unknown operator ", op);
+  return make_error("unsupported operand types for ", op, ": '", a.type_name(), "' and '", b.type_name(), "'");
 }
 
 expected<value> binary_op(const std::string& op, const value& a, const value& b) {
@@ -153,6 +169,7 @@ expected<value> unary_op(const std::string& op, const value& a) {
     return make_error("bad operand type for unary ", op, ": '", a.type_name(), "'");
   }
   if (op == "+") return a.is_float() ? value(a.as_float()) : value(a.as_int());
+  if (!a.is_float() && a.as_int() == INT64_MIN) return make_error("integer overflow");
   return a.is_float() ? value(-a.as_float()) : value(-a.as_int());
 }
 

@@ -192,6 +192,13 @@ TEST_CASE("errors name the line and what is wrong") {
   CHECK(error_of("{{ 1 / 0 }}") == "line 1: division by zero");
   CHECK(error_of("{{ 'abc'.split('') }}") == "line 1: str.split: empty separator");
   CHECK(error_of("{{ 'x' * 1000000000000 }}") == "line 1: repetition is too large");
+  CHECK(error_of("{{ 2 ** 100000000000 }}") == "line 1: integer overflow");
+  CHECK(error_of("{{ 9223372036854775807 + 1 }}") == "line 1: integer overflow");
+  CHECK(render("{{ 3 ** 4 }} {{ (-2) ** 3 }} {{ 1 ** 100000000000 }} {{ 2 ** -1 }}") == "81 -8 1 0.5");
+  CHECK(error_of("{{ 'a' | indent(none) }}") == "line 1: indent width must be an integer or a string");
+  CHECK(error_of("{{ 1.5 | round('x') }}") == "line 1: round precision must be an integer");
+  CHECK(error_of("{{ '{99999999999}'.format(1) }}") == "line 1: str.format: no argument for {99999999999}");
+  CHECK(error_of("{{ 1e300 | int }}") == "line 1: cannot convert 1e+300 to an integer");
   CHECK(error_of("{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}").find("macros nest too deeply") != std::string::npos);
   CHECK(error_of("{{ " + std::string(5000, '(') + "1" + std::string(5000, ')') + " }}").find("nest too deeply") !=
         std::string::npos);
