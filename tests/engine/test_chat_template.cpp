@@ -5,6 +5,8 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "engine/chat/chat_template.hpp"
 
@@ -285,4 +287,28 @@ TEST_CASE("Python behaviours that @huggingface/jinja lacks") {
         "hi Hello world True True");
   CHECK(render("{{ 3 is eq(3) }} {{ '=' * 3 }} {{ [1] * 2 }} {{ 'ab' | list }} {{ [1, 2, 3] | select('odd') | list }}") ==
         "True === [1, 1] ['a', 'b'] [1, 3]");
+}
+
+TEST_CASE("one parsed template renders from several threads at once") {
+  auto t = chat_template::parse(
+      "{% set ns = namespace(n=0) %}{% macro m(x) %}<{{ x | upper }}>{% endmacro %}"
+      "{% for msg in messages %}{% set ns.n = ns.n + 1 %}{{ m(msg.content) }}{% endfor %}{{ ns.n }}");
+  REQUIRE(t);
+  std::vector<std::string> outs(4);
+  std::vector<std::thread> threads;
+  for (int k = 0; k < 4; ++k)
+    threads.emplace_back([&, k] {
+      std::vector<chat_message> msgs;
+      for (int i = 0; i <= k; ++i) msgs.push_back({"user", value("t" + std::to_string(k)), value()});
+      for (int rep = 0; rep < 300; ++rep) {
+        auto out = apply_chat_template(*t, msgs, false, "", "");
+        std::string got = out ? *out : out.error().message;
+        if (rep > 0 && got != outs[size_t(k)]) got = "changed: " + got;
+        outs[size_t(k)] = got;
+      }
+    });
+  for (auto& th : threads) th.join();
+  CHECK(outs[0] == "<T0>1");
+  CHECK(outs[1] == "<T1><T1>2");
+  CHECK(outs[3] == "<T3><T3><T3><T3>4");
 }
