@@ -208,9 +208,20 @@ expected<value> apply_filter(const std::string& name, const value& v, call_args&
     if (v.is_undefined()) return value(int64_t(0));
     return make_error("object of type '", v.type_name(), "' has no length");
   }
-  if (name == "tojson") {
-    value ind = arg(a, 0, "indent");
-    CHAT_TRY(s, to_json(v, ind.is_int() ? int(ind.as_int()) : -1, arg(a, size_t(-1), "sort_keys").truthy()));
+  if (name == "tojson") {  // transformers: tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False)
+    json_format f;
+    f.ensure_ascii = arg(a, 0, "ensure_ascii").truthy();
+    value ind = arg(a, 1, "indent"), seps = arg(a, 2, "separators");
+    if (!ind.is_int() && !ind.is_none() && !ind.is_undefined()) return make_error("tojson: indent must be an integer");
+    f.indent = ind.is_int() ? int(std::clamp<int64_t>(ind.as_int(), 0, 64)) : -1;
+    if (seps.is_list()) {
+      if (seps.as_list().size() != 2 || !seps.as_list()[0].is_string() || !seps.as_list()[1].is_string())
+        return make_error("tojson: separators must be two strings");
+      f.item_separator = seps.as_list()[0].as_string();
+      f.key_separator = seps.as_list()[1].as_string();
+    }
+    f.sort_keys = arg(a, 3, "sort_keys").truthy();
+    CHAT_TRY(s, to_json(v, f));
     return value(std::move(s));
   }
   if (name == "upper") return value(py_upper(v.str()));

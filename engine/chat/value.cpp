@@ -195,9 +195,16 @@ expected<bool> less(const value& a, const value& b) {
   return make_error("cannot compare ", a.type_name(), " with ", b.type_name());
 }
 
-static void json_string(std::string& out, const std::string& s) {
+static void json_escape_code(std::string& out, uint32_t c) {
+  char b[8];
+  std::snprintf(b, sizeof b, "\\u%04x", c);
+  out += b;
+}
+
+static void json_string(std::string& out, const std::string& s, bool ensure_ascii) {
   out += '"';
-  for (unsigned char c : s) {
+  for (size_t i = 0; i < s.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
     switch (c) {
       case '"': out += "\\\""; break;
       case '\\': out += "\\\\"; break;
@@ -208,9 +215,18 @@ static void json_string(std::string& out, const std::string& s) {
       case '\f': out += "\\f"; break;
       default:
         if (c < 0x20) {
-          char b[8];
-          std::snprintf(b, sizeof b, "\\u%04x", c);
-          out += b;
+          json_escape_code(out, c);
+        } else if (c >= 0x80 && ensure_ascii) {  // decode one UTF-8 sequence, write \u escapes
+          int len = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+          uint32_t cp = len == 1 ? 0xFFFD : c & (0x3F >> (len - 1));
+          for (int k = 1; k < len && i + 1 < s.size(); ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[++i]) & 0x3F);
+          if (cp >= 0x10000) {
+            cp -= 0x10000;
+            json_escape_code(out, 0xD800 + (cp >> 10));
+            json_escape_code(out, 0xDC00 + (cp & 0x3FF));
+          } else {
+            json_escape_code(out, cp);
+          }
         } else {
           out += char(c);
         }
@@ -219,12 +235,11 @@ static void json_string(std::string& out, const std::string& s) {
   out += '"';
 }
 
-static expected<void> json_write(std::string& out, const value& v, int indent, bool sort_keys,
-                                 int depth) {
+static expected<void> json_write(std::string& out, const value& v, const json_format& f, int depth) {
   auto newline = [&](int d) {
-    if (indent >= 0) out += "\n" + std::string(size_t(indent * d), ' ');
+    if (f.indent >= 0) out += "\n" + std::string(size_t(f.indent * d), ' ');
   };
-  const char* item_sep = indent >= 0 ? "," : ", ";
+  const std::string item_sep = f.item_separator ? *f.item_separator : f.indent >= 0 ? "," : ", ";
   switch (v.type()) {
     case kind::none: out += "null"; return {};
     case kind::boolean: out += v.as_bool() ? "true" : "false"; return {};
@@ -234,14 +249,14 @@ static expected<void> json_write(std::string& out, const value& v, int indent, b
       out += std::isnan(d) ? "NaN" : std::isinf(d) ? (d < 0 ? "-Infinity" : "Infinity") : format_float(d);
       return {};
     }
-    case kind::string: json_string(out, v.as_string()); return {};
+    case kind::string: json_string(out, v.as_string(), f.ensure_ascii); return {};
     case kind::list: {
       const list_t& l = v.as_list();
       out += '[';
       for (size_t i = 0; i < l.size(); ++i) {
         if (i) out += item_sep;
         newline(depth + 1);
-        auto r = json_write(out, l[i], indent, sort_keys, depth + 1);
+        auto r = json_write(out, l[i], f, depth + 1);
         if (!r) return r;
       }
       if (!l.empty()) newline(depth);
@@ -251,15 +266,15 @@ static expected<void> json_write(std::string& out, const value& v, int indent, b
     case kind::dict: {
       std::vector<const std::pair<std::string, value>*> items;
       for (const auto& e : v.as_dict().entries) items.push_back(&e);
-      if (sort_keys)
+      if (f.sort_keys)
         std::stable_sort(items.begin(), items.end(), [](auto* a, auto* b) { return a->first < b->first; });
       out += '{';
       for (size_t i = 0; i < items.size(); ++i) {
         if (i) out += item_sep;
         newline(depth + 1);
-        json_string(out, items[i]->first);
-        out += ": ";
-        auto r = json_write(out, items[i]->second, indent, sort_keys, depth + 1);
+        json_string(out, items[i]->first, f.ensure_ascii);
+        out += f.key_separator;
+        auto r = json_write(out, items[i]->second, f, depth + 1);
         if (!r) return r;
       }
       if (!items.empty()) newline(depth);
@@ -273,9 +288,9 @@ static expected<void> json_write(std::string& out, const value& v, int indent, b
   return {};
 }
 
-expected<std::string> to_json(const value& v, int indent, bool sort_keys) {
+expected<std::string> to_json(const value& v, const json_format& format) {
   std::string out;
-  auto r = json_write(out, v, indent, sort_keys, 0);
+  auto r = json_write(out, v, format, 0);
   if (!r) return r.error();
   return out;
 }

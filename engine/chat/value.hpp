@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -128,8 +129,17 @@ expected<bool> less(const value& a, const value& b);
 /// Python's repr of a float (1.0, 0.1, 1e+16, 1e-05).
 std::string format_float(double d);
 
-/// json.dumps(v, ensure_ascii=False, indent=indent, sort_keys=sort_keys) as transformers' tojson
-/// does; indent < 0 means none. Undefined values and callables are errors.
-expected<std::string> to_json(const value& v, int indent = -1, bool sort_keys = false);
+/// How to_json lays JSON out: the arguments of Python's json.dumps that transformers' tojson passes.
+struct json_format {
+  int indent = -1;            ///< < 0: one line
+  bool sort_keys = false;
+  bool ensure_ascii = false;  ///< escape non-ASCII characters as \uXXXX
+  std::optional<std::string> item_separator;  ///< default: ", " on one line, "," when indenting
+  std::string key_separator = ": ";
+};
+
+/// json.dumps(v, ...) as transformers' tojson filter calls it. Undefined values and callables are
+/// errors.
+expected<std::string> to_json(const value& v, const json_format& format = {});
 
 }  // namespace troupe::engine::chat
