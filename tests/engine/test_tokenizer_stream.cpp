@@ -1,6 +1,6 @@
 // Incremental detokeniser invariants on the four real tokenizers: over the corpus and over random id
 // sequences, the streamed pieces are valid UTF-8 and concatenate to exactly decode(all ids). Also: one
-// tokenizer shared by several threads encodes as it does alone.
+// tokenizer shared by several threads encodes as it does alone; vocabulary sizes match the official library.
 #include <catch2/catch.hpp>
 #include <simdjson.h>
 
@@ -164,4 +164,22 @@ TEST_CASE("a long run of ids that never finish a character streams exactly and c
   std::string before_world;
   for (std::size_t i = 0; i + 1 < ids.size(); ++i) before_world += d.push(ids[i]);
   CHECK(before_world.find(" hello \xE4\xB8\xAD") != std::string::npos);  // the text came out when it arrived
+}
+
+TEST_CASE("vocabulary sizes and special ids match the official library") {
+  // Figures from the npm tokenizers package: getVocabSize(true), tokenToId.
+  const auto files = tokenizer_files();
+  const int32_t sizes[] = {512, 128256, 151669, 32000};
+  const char* specials[] = {"</s>", "<|eot_id|>", "<|im_end|>", "</s>"};
+  const int32_t special_ids[] = {2, 128009, 151645, 2};
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    INFO(files[i].first);
+    REQUIRE(std::filesystem::exists(files[i].second));
+    auto tok = tokenizer::load(files[i].second);
+    REQUIRE(tok.has_value());
+    CHECK(tok->vocab_size() == sizes[i]);
+    CHECK(tok->token_to_id(specials[i]) == special_ids[i]);
+    CHECK(tok->is_special(special_ids[i]));
+    CHECK(tok->id_to_token(special_ids[i]) == specials[i]);
+  }
 }
