@@ -18,11 +18,36 @@ bool names_content(const expr* e) {
   return false;
 }
 
-bool loops_over_content(const body& b) {
+// Whether an expression reads content as a list of parts: `content[0]`, `content | selectattr(...)`,
+// `content | map(...)`, `content | select(...)` (and the same through attributes).
+bool reads_parts(const expr* e) {
+  if (!e) return false;
+  if (e->kind == expr_kind::item && e->args[1]->kind == expr_kind::literal && e->args[1]->literal.is_int() &&
+      names_content(e->args[0].get()))
+    return true;
+  if (e->kind == expr_kind::filter && e->args[0] && names_content(e->args[0].get()) &&
+      (e->name == "selectattr" || e->name == "rejectattr" || e->name == "map" || e->name == "select" ||
+       e->name == "reject"))
+    return true;
+  for (const auto& a : e->args)
+    if (reads_parts(a.get())) return true;
+  for (const auto& [k, a] : e->kwargs)
+    if (reads_parts(a.get())) return true;
+  return false;
+}
+
+// Whether the template takes content parts: it loops over content or reads parts of it.
+bool takes_parts(const body& b) {
   for (const auto& s : b) {
     if (s->kind == stmt_kind::for_ && names_content(s->expr.get())) return true;
+    for (const expr* e : {s->target.get(), s->expr.get(), s->cond.get()})
+      if (reads_parts(e)) return true;
+    for (const auto& c : s->conds)
+      if (reads_parts(c.get())) return true;
+    for (const auto& d : s->defaults)
+      if (reads_parts(d.get())) return true;
     for (const auto& inner : s->bodies)
-      if (loops_over_content(inner)) return true;
+      if (takes_parts(inner)) return true;
   }
   return false;
 }
@@ -49,7 +74,7 @@ expected<chat_template> chat_template::parse(std::string_view source) {
   auto b = parse_template(source);
   if (!b) return make_error("chat template: ", b.error().message);
   chat_template t;
-  t.content_parts_ = loops_over_content(*b);
+  t.content_parts_ = takes_parts(*b);
   t.body_ = std::make_shared<const body>(std::move(*b));
   return t;
 }

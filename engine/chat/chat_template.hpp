@@ -35,8 +35,9 @@ class chat_template {
   /// its message as is; other errors start with "line N: ".
   expected<std::string> render(const value& context) const;
 
-  /// Whether the template loops over a message's content (it takes content as a list of parts,
-  /// OpenAI style); otherwise text parts are joined into one string before rendering.
+  /// Whether the template takes a message's content as a list of parts, OpenAI style: it loops over
+  /// `content`, subscripts it with an integer or filters it with selectattr/map/select (as vLLM
+  /// detects it). Otherwise text parts are joined with "\n" into one string before rendering.
   bool takes_content_parts() const { return content_parts_; }
 
  private:

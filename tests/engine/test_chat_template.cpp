@@ -248,6 +248,20 @@ TEST_CASE("apply_chat_template builds the context as transformers does") {
                                   false, "", "");
   REQUIRE(out2);
   CHECK(*out2 == "[x]");
+
+  for (const char* src : {"{{ messages[0]['content'][0]['text'] }}",
+                          "{{ messages[0].content | selectattr('type', 'equalto', 'text') | list | length }}",
+                          "{% set c = messages[0]['content'] | map(attribute='text') | join %}{{ c }}"}) {
+    auto p = chat_template::parse(src);
+    REQUIRE(p);
+    CHECK(p->takes_content_parts());
+  }
+  for (const char* src : {"{{ messages[0]['content'] | trim }}", "{{ messages[0].content[1:] }}",
+                          "{% for m in messages %}{{ m.content.split(',')[0] }}{% endfor %}"}) {
+    auto p = chat_template::parse(src);
+    REQUIRE(p);
+    CHECK_FALSE(p->takes_content_parts());
+  }
 }
 
 TEST_CASE("value_from_json keeps key order and types") {
