@@ -36,6 +36,16 @@ executor_actor::behavior_type executor_fn(executor_actor::stateful_pointer<execu
   self->state.shared = shared;
   self->state.depth = shared->metrics.add_mailbox(name);
   self->attach_functor([shared] { shared->actor_ended(); });
+  // A device error ends this actor; its exit reason carries the message for the scheduler.
+  self->set_exception_handler([](caf::scheduled_actor*, std::exception_ptr& e) -> caf::error {
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+      return caf::make_error(caf::sec::runtime_error, std::string(x.what()));
+    } catch (...) {
+      return caf::make_error(caf::sec::runtime_error, std::string("unknown exception"));
+    }
+  });
   return {
       [self](init_atom) { return load(self->state); },
       [self](execute_atom, const step_plan& plan) {

@@ -93,8 +93,9 @@ void apply(pointer self, const sample_update& u, int64_t now) {
   }
   if (ev.finished) {
     s.finished = true;
-    --st.unfinished;
     metrics.finished(ev.finish_reason);
+    // Recorded before the last event goes out, so a consumer that saw done() sees it counted.
+    if (--st.unfinished == 0) metrics.observe_e2e(double(now - st.submit_ns) * 1e-9);
   }
   st.stream->push(std::move(ev));
 }
@@ -143,10 +144,7 @@ request_actor::behavior_type request_fn(pointer self, runtime_shared* shared, st
         if (u.queue_ns >= 0) st.shared->metrics.observe_queue(double(u.queue_ns) * 1e-9);
         if (!u.prompt_logprobs.empty()) st.stream->add_prompt_logprobs(u.prompt_logprobs);
         for (const sample_update& s : u.samples) apply(self, s, now);
-        if (st.unfinished == 0) {
-          st.shared->metrics.observe_e2e(double(now - st.submit_ns) * 1e-9);
-          self->quit();
-        }
+        if (st.unfinished == 0) self->quit();
       },
       [self](cancel_atom) {
         auto& st = self->state;

@@ -51,6 +51,7 @@ struct scheduler_state {
   int32_t restarts = 0;
   std::optional<engine::schedule_output> in_flight;
   std::optional<caf::typed_response_promise<status_reply>> start_promise;
+  scheduler_gauges carried;  // counters of engine schedulers replaced after executor failures
 };
 
 using pointer = scheduler_actor::stateful_pointer<scheduler_state>;
@@ -65,9 +66,9 @@ void publish(scheduler_state& st) {
   g.waiting = int64_t(st.sched->num_waiting());
   g.kv_blocks_used = kv.used_blocks;
   g.kv_blocks_total = kv.total_blocks;
-  g.prefix_cache_queries = uint64_t(kv.prefix_queries);
-  g.prefix_cache_hits = uint64_t(kv.prefix_hits);
-  g.preemptions = st.sched->stats().preemptions;
+  g.prefix_cache_queries = st.carried.prefix_cache_queries + uint64_t(kv.prefix_queries);
+  g.prefix_cache_hits = st.carried.prefix_cache_hits + uint64_t(kv.prefix_hits);
+  g.preemptions = st.carried.preemptions + st.sched->stats().preemptions;
   st.shared->metrics.set_gauges(g);
 }
 
@@ -201,27 +202,36 @@ void on_outcome(pointer self, step_outcome& o) {
   publish(st);
 }
 
-// Requests whose K/V lived in the dead executor's cache start again from their tokens so far.
-void requeue_running(pointer self) {
+// The dead executor took every block's K/V with it, so the engine's block pool and prefix cache
+// describe memory that no longer exists: a fresh engine scheduler takes every live request again,
+// in arrival order, each starting from its tokens so far (recompute). Greedy outputs are unchanged;
+// a seeded sample's random stream restarts from its seed.
+void requeue_all(pointer self) {
   auto& st = self->state;
-  updates out;
+  std::unique_ptr<engine::scheduler> old = std::move(st.sched);
+  const auto kv = old->kv().stats();
+  st.carried.preemptions += old->stats().preemptions;
+  st.carried.prefix_cache_queries += uint64_t(kv.prefix_queries);
+  st.carried.prefix_cache_hits += uint64_t(kv.prefix_hits);
+  st.sched = std::make_unique<engine::scheduler>(st.shared->scheduler);
   std::vector<request_id> ids;
   for (const auto& [id, c] : st.children) ids.push_back(id);
+  std::sort(ids.begin(), ids.end());
+  updates out;
   for (request_id id : ids) {
-    const engine::request* r = st.sched->find(id);
-    if (r == nullptr || r->status != engine::request_status::running) continue;
+    const engine::request* r = old->find(id);
+    if (r == nullptr) continue;
     engine::request_params p = r->params();
     p.max_tokens -= r->num_output_tokens();
-    p.prompt_logprobs = -1;  // the rows already scored were sent
-    std::vector<int32_t> tokens = r->all_token_ids();
-    st.sched->abort_request(id, "requeued after an executor failure");
-    const request_id nid = st.next_id++;
     child_info c = st.children.at(id);
+    if (c.scheduled) p.prompt_logprobs = -1;  // rows already scored were sent
+    std::vector<int32_t> tokens = r->all_token_ids();
+    const request_id nid = st.next_id++;
     st.children.erase(id);
-    auto ok = st.sched->add_request(engine::request(nid, std::move(tokens), p, st.shared->eos));
     st.children[nid] = c;
     auto cl = st.clients.find(c.request);
     if (cl != st.clients.end()) cl->second.children[size_t(c.sample)] = nid;
+    auto ok = st.sched->add_request(engine::request(nid, std::move(tokens), p, st.shared->eos));
     if (!ok) end_child(st, nid, {0, {}, {}, true, "error", ok.error().message}, out);
   }
   send_updates(self, out);
@@ -269,7 +279,7 @@ void on_down(pointer self, caf::down_msg& m) {
     fail_all(self, why + " (gave up after " + std::to_string(st.restarts - 1) + " restarts)");
     return;
   }
-  requeue_running(self);
+  requeue_all(self);
   start_executor(self);
   publish(st);
 }

@@ -9,6 +9,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "actors/runtime.hpp"
@@ -109,7 +110,9 @@ struct failure_plan {
   std::atomic<int32_t> instances{0};
   int32_t failing_instances = 1;
   int32_t fail_after_steps = 3;
+  int32_t delay_ms = 0;  ///< every forward pass of every instance sleeps this long (a slow device)
 };
+
 
 /// The CPU backend, except that it throws from a forward pass when its plan says so (a device
 /// error that ends the executor actor).
@@ -158,6 +161,7 @@ class failing_backend final : public kernels::backend {
   }
   void add(const kernels::tensor& a, const kernels::tensor& b, kernels::tensor& o) override { inner_.add(a, b, o); }
   void gather_rows(const kernels::tensor& x, const kernels::index_tensor& r, kernels::tensor& o) override {
+    if (plan_->delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(plan_->delay_ms));
     if (fails_ && ++forwards_ >= plan_->fail_after_steps) throw std::runtime_error("injected device failure");
     inner_.gather_rows(x, r, o);
   }
@@ -168,5 +172,11 @@ class failing_backend final : public kernels::backend {
   bool fails_;
   int32_t forwards_ = 0;
 };
+
+/// Options whose executors use failing_backend under `plan`.
+inline runtime_options with_plan(runtime_options o, std::shared_ptr<failure_plan> plan) {
+  o.backend_factory = [plan]() -> std::unique_ptr<kernels::backend> { return std::make_unique<failing_backend>(plan); };
+  return o;
+}
 
 }  // namespace troupe::test

@@ -1,0 +1,93 @@
+// Supervision: an executor whose backend fails mid-run is restarted and its requests recomputed
+// (greedy outputs unchanged); one that keeps failing ends every request with an error; nothing hangs.
+#include "runtime_helpers.hpp"
+
+using namespace troupe;
+using namespace troupe::test;
+
+namespace {
+
+submit_request greedy(const std::string& prompt, int64_t max_tokens) {
+  submit_request r;
+  r.prompt = prompt;
+  r.params.max_tokens = max_tokens;
+  r.params.sampling.temperature = 0.0f;
+  return r;
+}
+
+std::vector<std::shared_ptr<request_stream>> submit_all(runtime& rt, int64_t max_tokens) {
+  std::vector<std::shared_ptr<request_stream>> out;
+  for (const auto& p : story_prompts()) {
+    auto s = rt.submit(greedy(p, max_tokens));
+    if (!s) FAIL(s.error().message);
+    out.push_back(*s);
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("a failed executor is restarted and its requests recomputed with the same greedy output", "[actors]") {
+  const auto base = options_for(small_engine());
+  std::vector<std::vector<collected_sample>> want;
+  {
+    auto rt = start(base);
+    for (auto& s : submit_all(*rt, 30)) want.push_back(collect(*s, 1));
+  }
+  auto plan = std::make_shared<failure_plan>();
+  plan->failing_instances = 2;  // the first executor and its first replacement fail
+  plan->fail_after_steps = 6;
+  auto rt = start(with_plan(base, plan));
+  auto streams = submit_all(*rt, 30);
+  for (size_t i = 0; i < streams.size(); ++i) {
+    const auto got = collect(*streams[i], 1);
+    INFO("prompt " << i);
+    CHECK(got[0].ids == want[i][0].ids);
+    CHECK(got[0].text == want[i][0].text);
+    CHECK(got[0].finish_reason == want[i][0].finish_reason);
+  }
+  CHECK(plan->instances.load() == 3);
+  CHECK(rt->ready());
+  // The restarted executor serves new requests too.
+  auto again = rt->submit(greedy(story_prompts()[0], 30));
+  REQUIRE(again.has_value());
+  CHECK(collect(**again, 1)[0].ids == want[0][0].ids);
+  const auto m = rt->metrics();
+  CHECK(m.kv_blocks_used == 0);
+  CHECK(m.requests_running == 0);
+}
+
+TEST_CASE("an executor that keeps failing ends every request with an error and the runtime stops admitting", "[actors]") {
+  auto plan = std::make_shared<failure_plan>();
+  plan->failing_instances = 100;
+  plan->fail_after_steps = 2;
+  auto rt = start(with_plan(options_for(small_engine()), plan));
+  auto streams = submit_all(*rt, 30);
+  for (auto& s : streams) {
+    const auto got = collect(*s, 1, std::chrono::seconds(30));
+    CHECK(got[0].finish_reason == "error");
+    INFO(got[0].stop_reason);
+    CHECK(got[0].stop_reason.find("executor failed") != std::string::npos);
+    CHECK(got[0].stop_reason.find("injected device failure") != std::string::npos);
+  }
+  CHECK_FALSE(rt->ready());
+  auto late = rt->submit(greedy("Once upon a time", 4));
+  REQUIRE_FALSE(late.has_value());
+  CHECK(late.error().code == errc::unavailable);
+  const auto m = rt->metrics();
+  CHECK(m.requests_finished.at("error") == story_prompts().size());
+  CHECK(m.kv_blocks_used == 0);
+}
+
+TEST_CASE("an executor that cannot load the model makes start fail with the reason", "[actors]") {
+  auto o = options_for(small_engine());
+  o.backend_factory = []() -> std::unique_ptr<kernels::backend> { return nullptr; };
+  auto rt = runtime::start(o);
+  REQUIRE_FALSE(rt.has_value());
+  CHECK(rt.error().message.find("backend factory returned no backend") != std::string::npos);
+  auto missing = options_for(small_engine());
+  missing.model_dir = "/nonexistent/model";
+  auto rt2 = runtime::start(missing);
+  REQUIRE_FALSE(rt2.has_value());
+  CHECK(rt2.error().message.find("/nonexistent/model") != std::string::npos);
+}
