@@ -118,4 +118,12 @@ const tools = [
   { name: 'tools in system (llama extra)', messages: [s('sys'), u('weather?')], extra: { tools: [weather], tools_in_user_message: false, date_string: '01 Jan 2025' } },
 ];
 
-module.exports = { plain, thinking, tools };
+// Conversations with non-text parts, for templates that take content parts.
+const image = (url) => ({ type: 'image_url', image_url: { url } });
+const parts = [
+  { name: 'image and text', messages: [u([...text('What is in this picture?'), image('http://x/cat.png')])] },
+  { name: 'system parts and image first', messages: [s(text('Look closely.')), u([image('data:,a'), ...text('and this?', 'and that?')]), a(text('A cat.')), u('thanks')] },
+  { name: 'unknown part type (error)', messages: [u([{ type: 'audio', audio: 'x' }])] },
+];
+
+module.exports = { plain, thinking, tools, parts };

@@ -39,7 +39,8 @@ const templates = {
   gemma2: { source: local('gemma2.jinja'), bos: '<bos>', eos: '<eos>', sets: ['plain'] },
   phi3: { source: local('phi3.jinja'), bos: '<s>', eos: '<|endoftext|>', sets: ['plain'] },
   deepseek_r1: { source: local('deepseek_r1.jinja'), bos: '<｜begin▁of▁sentence｜>', eos: '<｜end▁of▁sentence｜>', sets: ['plain', 'thinking'] },
-  content_parts: { source: local('content_parts.jinja'), bos: '<bos>', eos: '<eos>', sets: ['plain'], parts: true },
+  mistral_small_parts: { source: local('mistral_small_parts.jinja'), bos: '<s>', eos: '</s>', sets: ['plain', 'parts'], parts: true },
+  content_parts: { source: local('content_parts.jinja'), bos: '<bos>', eos: '<eos>', sets: ['plain', 'parts'], parts: true },
 };
 
 // What troupe does for templates that take text only: text parts joined with "\n".

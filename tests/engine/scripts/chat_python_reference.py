@@ -60,7 +60,7 @@ def main():
     with open(os.path.join(out_dir, "chat_cases.jsonl"), "w", encoding="utf-8") as out:
         for case in cases:
             name = case["template"]
-            parts = name == "content_parts"
+            parts = name in ("content_parts", "mistral_small_parts")
             ctx = dict(messages=case["messages"] if parts else flatten(case["messages"]), tools=None, documents=None,
                        add_generation_prompt=case["add_generation_prompt"], bos_token=case["bos"],
                        eos_token=case["eos"])
