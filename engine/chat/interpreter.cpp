@@ -5,11 +5,7 @@
 #include <ctime>
 
 #include "engine/chat/builtins.hpp"
-
-#define CHAT_TRY(var, expr)              \
-  auto var##_r = (expr);                 \
-  if (!var##_r) return var##_r.error();  \
-  auto var = std::move(*var##_r)
+#include "engine/chat/try.hpp"
 
 namespace troupe::engine::chat::detail {
 namespace {

@@ -1,11 +1,7 @@
 // Expression evaluation for the chat-template interpreter.
 #include "engine/chat/builtins.hpp"
 #include "engine/chat/interpreter.hpp"
-
-#define CHAT_TRY(var, expr)              \
-  auto var##_r = (expr);                 \
-  if (!var##_r) return var##_r.error();  \
-  auto var = std::move(*var##_r)
+#include "engine/chat/try.hpp"
 
 namespace troupe::engine::chat::detail {
 

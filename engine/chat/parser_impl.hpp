@@ -8,12 +8,7 @@
 
 #include "engine/chat/ast.hpp"
 #include "engine/chat/lexer.hpp"
-
-/// Evaluates an expected<T>: returns its error from the enclosing function, else binds the value.
-#define CHAT_TRY(var, expr)              \
-  auto var##_r = (expr);                 \
-  if (!var##_r) return var##_r.error();  \
-  auto var = std::move(*var##_r)
+#include "engine/chat/try.hpp"
 
 namespace troupe::engine::chat::detail {
 
