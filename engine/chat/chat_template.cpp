@@ -79,6 +79,13 @@ expected<chat_template> chat_template::parse(std::string_view source) {
   return t;
 }
 
+expected<chat_template> load_chat_template(const config::tokenizer_settings& settings) {
+  if (settings.chat_template.empty())
+    return make_error("this model has no chat template (neither tokenizer_config.json's chat_template nor "
+                      "chat_template.jinja), so it cannot answer chat requests; use completions instead");
+  return chat_template::parse(settings.chat_template);
+}
+
 expected<std::string> chat_template::render(const value& context) const {
   if (!body_) return make_error("chat template: not parsed");
   if (!context.is_dict() && !context.is_undefined()) return make_error("chat template: the context must be a dict");

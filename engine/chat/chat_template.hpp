@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "config/error.hpp"
+#include "config/model_config.hpp"
 #include "engine/chat/value.hpp"
 
 namespace troupe::engine::chat {
@@ -51,6 +52,11 @@ class chat_template {
 expected<std::string> apply_chat_template(const chat_template& tmpl, const std::vector<chat_message>& messages,
                                           bool add_generation_prompt, const std::string& bos_token,
                                           const std::string& eos_token, const value& extra = {});
+
+/// The model's chat template from its tokenizer settings (tokenizer_config.json or
+/// chat_template.jinja). Errors when the model has none (chat requests then get a 400 that says so)
+/// or when it does not parse.
+expected<chat_template> load_chat_template(const config::tokenizer_settings& settings);
 
 /// Converts JSON text (a request's tools, tool_calls or arguments) to a template value.
 expected<value> value_from_json(std::string_view json);

@@ -326,3 +326,20 @@ TEST_CASE("one parsed template renders from several threads at once") {
   CHECK(outs[1] == "<T1><T1>2");
   CHECK(outs[3] == "<T3><T3><T3><T3>4");
 }
+
+TEST_CASE("load_chat_template reads the tokenizer settings") {
+  troupe::config::tokenizer_settings settings;
+  auto none = load_chat_template(settings);
+  REQUIRE_FALSE(none);
+  CHECK(none.error().message.find("has no chat template") != std::string::npos);
+  settings.chat_template = "{% for m in messages %}{{ m.content }}{% endfor %}";
+  auto ok = load_chat_template(settings);
+  REQUIRE(ok);
+  auto out = apply_chat_template(*ok, {{"user", value("hi"), value()}}, false, "", "");
+  REQUIRE(out);
+  CHECK(*out == "hi");
+  settings.chat_template = "{% for m in messages %}";
+  auto bad = load_chat_template(settings);
+  REQUIRE_FALSE(bad);
+  CHECK(bad.error().message == "chat template: line 1: missing {% endfor %} (the template ended)");
+}
