@@ -9,6 +9,7 @@
 
 #include "kernels/cpu/cpu_backend.hpp"
 #include "kernels/cpu/parallel.hpp"
+#include "kernels/cpu/vec.hpp"
 
 namespace troupe::kernels::cpu {
 namespace {
@@ -20,26 +21,6 @@ void rotate_head(float* x, const float* cos_t, const float* sin_t, int64_t half)
     x[i] = x1 * cos_t[i] - x2 * sin_t[i];
     x[i + half] = x2 * cos_t[i] + x1 * sin_t[i];
   }
-}
-
-// Eight independent partial sums, so the compiler can keep them in one vector register.
-float dot(const float* a, const float* b, int64_t n) {
-  float acc[8] = {};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int j = 0; j < 8; ++j) acc[j] += a[i + j] * b[i + j];
-  float s = 0.0f;
-  for (; i < n; ++i) s += a[i] * b[i];
-  for (float x : acc) s += x;
-  return s;
-}
-
-// y += w * x, in lanes of eight like dot.
-void axpy(float w, const float* __restrict x, float* __restrict y, int64_t n) {
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int j = 0; j < 8; ++j) y[i + j] += w * x[i + j];
-  for (; i < n; ++i) y[i] += w * x[i];
 }
 
 }  // namespace

@@ -9,6 +9,8 @@
 #include <cstring>
 #include <thread>
 
+#include "kernels/cpu/vec.hpp"
+
 namespace troupe::kernels {
 
 std::unique_ptr<backend> make_cpu_backend(int threads) {
@@ -21,6 +23,8 @@ namespace troupe::kernels::cpu {
 namespace {
 
 constexpr size_t alignment = 64;
+// Products of at most this many multiply-adds run in a plain loop on the calling thread.
+constexpr int64_t small_matmul_macs = 1 << 16;
 
 std::shared_ptr<void> allocate_bytes(size_t nbytes) {
   size_t rounded = (std::max<size_t>(nbytes, 1) + alignment - 1) / alignment * alignment;
@@ -144,7 +148,10 @@ void cpu_backend::matmul(const tensor& x, const tensor& weight, const tensor* bi
   const int64_t m = x.dims.rows(), k = x.dims.row_size(), n = weight.dims.rows();
   TROUPE_CHECK(weight.dims.row_size() == k && out.numel() == m * n);
   float* y = out.as<float>();
-  if (m == 1) {  // decode: a matrix-vector product streams the weight once
+  if (m * n * k <= small_matmul_macs) {  // tiny: OpenBLAS's thread hand-off costs more than the work
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) y[i * n + j] = dot(x.as<float>() + i * k, weight.as<float>() + j * k, k);
+  } else if (m == 1) {  // decode: a matrix-vector product streams the weight once
     cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(n), static_cast<int>(k), 1.0f,
                 weight.as<float>(), static_cast<int>(k), x.as<float>(), 1, 0.0f, y, 1);
   } else if (m > 1) {

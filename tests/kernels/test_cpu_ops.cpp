@@ -53,11 +53,12 @@ std::vector<double> naive_rms_norm(const std::vector<float>& x, const std::vecto
 
 }  // namespace
 
+// Shapes cover the three paths: a plain loop (tiny), matrix-vector (one row) and OpenBLAS sgemm.
 TEST_CASE("matmul computes x times the transposed weight, with and without bias") {
   auto be = make_cpu_backend(2);
   std::mt19937 rng(1);
   for (int64_t m : {1, 2, 7, 33}) {
-    for (auto [k, n] : {std::pair<int64_t, int64_t>{8, 5}, {64, 17}, {130, 64}}) {
+    for (auto [k, n] : {std::pair<int64_t, int64_t>{8, 5}, {64, 17}, {130, 64}, {300, 260}}) {
       auto xv = random_values(size_t(m * k), rng), wv = random_values(size_t(n * k), rng);
       auto bv = random_values(size_t(n), rng);
       tensor x = upload(*be, xv, {m, k}), w = be->upload_weight(dtype::f32, wv.data(), {n, k});
