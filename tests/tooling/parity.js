@@ -115,6 +115,13 @@ async function check(name, file, texts) {
 
 (async () => {
   const texts = corpus(seed, count);
+  const committed = path.join(__dirname, 'corpus.jsonl');
+  const defaults = corpus();
+  if (fs.readFileSync(committed, 'utf8') !== defaults.map((t) => JSON.stringify(t) + '\n').join('')) {
+    console.error('FAIL: tests/tooling/corpus.jsonl (read by the C++ tests) differs from corpus.js; ' +
+      'regenerate it: node tests/tooling/corpus.js > tests/tooling/corpus.jsonl');
+    process.exit(1);
+  }
   writeLines(path.join(work, 'corpus.jsonl'), texts);
   const files = Object.entries(real);
   for (const [name, tok] of Object.entries(synthetic())) {
