@@ -59,11 +59,10 @@ struct runtime_core {
   std::unique_ptr<caf::actor_system> own_system;
   caf::actor_system* sys = nullptr;
   std::atomic<int64_t> next_id{0};
-  bool stopped = false;
+  std::atomic<bool> stopped{false};
 
   void stop() {
-    if (stopped) return;
-    stopped = true;
+    if (stopped.exchange(true)) return;
     if (shared.scheduler_handle) caf::anon_send_exit(shared.scheduler_handle, caf::exit_reason::user_shutdown);
     for (auto& t : shared.tokenizers) caf::anon_send_exit(t, caf::exit_reason::user_shutdown);
     shared.wait_actors();
@@ -82,10 +81,9 @@ class runtime_impl final : public runtime {
 
   expected<std::shared_ptr<request_stream>> submit(submit_request request) override {
     runtime_shared& sh = core_->shared;
-    if (!sh.accepting.load() || sh.failed.load()) {
-      sh.metrics.rejected();
-      return make_error_code(errc::unavailable, sh.failed ? "the executor has failed" : "the runtime is not admitting requests (draining)");
-    }
+    if (!sh.accepting.load() || sh.failed.load())
+      return make_error_code(errc::unavailable, sh.failed ? "the executor has failed"
+                                                          : "the runtime is not admitting requests (draining)");
     if (auto bad = check(request); !bad.message.empty()) {
       sh.metrics.rejected();
       return bad;
@@ -119,7 +117,7 @@ class runtime_impl final : public runtime {
     sh.metrics.admitting().fetch_sub(1);
     if (!r.ok) {
       sh.queued.fetch_sub(n);
-      sh.metrics.rejected();
+      if (errc(r.code) != errc::unavailable) sh.metrics.rejected();  // 429s and 400s
       return make_error_code(errc(r.code), r.message);
     }
     return std::shared_ptr<request_stream>(std::move(stream));
@@ -195,7 +193,12 @@ expected<std::unique_ptr<runtime>> runtime::start(const runtime_options& options
                                     ? options.max_queued_prompt_tokens
                                     : int64_t{64} * so->max_num_batched_tokens;
   sh.eos.assign(sh.model.eos_token_ids.begin(), sh.model.eos_token_ids.end());
-  if (sh.options.served_model_name.empty()) sh.options.served_model_name = dir.filename().string();
+  if (sh.options.served_model_name.empty()) {
+    const auto name = dir.filename().empty() ? dir.parent_path().filename() : dir.filename();
+    sh.options.served_model_name = name.string();
+  }
+  if (options.steps_in_flight < 1)
+    return make_error("steps_in_flight must be at least 1, got ", options.steps_in_flight);
   if (options.max_waiting < 1) return make_error("max_waiting must be at least 1, got ", options.max_waiting);
   if (options.tokenizer_workers < 1)
     return make_error("tokenizer_workers must be at least 1, got ", options.tokenizer_workers);
