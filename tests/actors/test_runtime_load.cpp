@@ -83,6 +83,38 @@ TEST_CASE("many requests from many threads each get the text they get alone", "[
   CHECK(m.queue_time.count == total);
 }
 
+TEST_CASE("1,000 streams at once all complete", "[actors]") {
+  auto o = options_for(small_engine());
+  o.max_waiting = 1000;
+  o.engine.max_num_seqs = 256;
+  o.engine.kv_cache_blocks = 1024;
+  o.engine.max_num_batched_tokens = 512;
+  auto rt = start(o);
+  std::vector<std::shared_ptr<request_stream>> streams(1000);
+  std::vector<std::thread> submitters;
+  std::atomic<int> failed{0};
+  for (int t = 0; t < 4; ++t)
+    submitters.emplace_back([&, t] {
+      for (int i = t; i < 1000; i += 4) {
+        auto s = rt->submit(greedy(story_prompts()[size_t(i) % 6], 8));
+        if (s) streams[size_t(i)] = *s;
+        else ++failed;
+      }
+    });
+  for (auto& th : submitters) th.join();
+  REQUIRE(failed.load() == 0);
+  size_t tokens = 0;
+  for (auto& s : streams) {
+    const auto out = collect(*s, 1);
+    CHECK(!out[0].finish_reason.empty());
+    tokens += out[0].ids.size();
+  }
+  REQUIRE(eventually(*rt, [](const runtime_metrics& m) { return m.requests_running == 0 && m.kv_blocks_used == 0; }));
+  const auto m = rt->metrics();
+  CHECK(m.generation_tokens == tokens);
+  CHECK(m.e2e_latency.count == 1000);
+}
+
 TEST_CASE("admission beyond max_waiting answers resource_exhausted at once; admitted requests complete", "[actors]") {
   auto o = options_for(small_engine());
   o.max_waiting = 4;

@@ -159,7 +159,7 @@ TEST_CASE("submit rejects bad parameters with invalid_argument at once", "[actor
   REQUIRE_FALSE(d.has_value());
   CHECK(d.error().code == errc::invalid_argument);
   r.prompt.clear();
-  r.prompt_ids = {1, rt->model_config().vocab_size};
+  r.prompt_ids = {1, int32_t(rt->model_config().vocab_size)};
   auto e = rt->submit(r);
   REQUIRE_FALSE(e.has_value());
   CHECK(e.error().code == errc::invalid_argument);
@@ -167,4 +167,25 @@ TEST_CASE("submit rejects bad parameters with invalid_argument at once", "[actor
   CHECK(rt->ready());
   CHECK(rt->served_model_name() == "stories260k");
   CHECK(rt->max_model_len() > 0);
+}
+
+TEST_CASE("with a cache too small for every request, preemption keeps outputs equal to engine::llm", "[actors]") {
+  std::vector<engine::llm_request> in;
+  for (size_t i = 0; i < 12; ++i) {
+    engine::llm_request r;
+    r.prompt = story_prompts()[i % story_prompts().size()];
+    r.params.max_tokens = 40;
+    r.params.ignore_eos = true;
+    r.params.sampling.temperature = i % 3 == 0 ? 0.0f : 0.9f;
+    r.params.sampling.seed = 99 + i;
+    in.push_back(r);
+  }
+  auto o = small_engine();
+  o.kv_cache_blocks = 14;  // about three requests' worth
+  const auto want = ref().run(in, o);
+  auto rt = start(options_for(o));
+  require_equal(want, through_runtime(*rt, in));
+  const auto m = rt->metrics();
+  CHECK(m.preemptions > 0);
+  CHECK(m.kv_blocks_used == 0);
 }
