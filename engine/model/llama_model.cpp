@@ -189,6 +189,12 @@ expected<void> llama_model::check_input(const step_input& in, const kv_cache& ca
     if (q_len < 0 || len < q_len || len > int64_t{in.max_blocks_per_seq} * shape.block_size)
       return make_error("step: sequence ", s, " has ", q_len, " new tokens and length ", len,
                         ", which its block table cannot hold");
+    for (int32_t j = 0; j < q_len; ++j) {
+      int32_t t = in.query_start_loc[static_cast<size_t>(s)] + j;
+      if (in.positions[static_cast<size_t>(t)] != len - q_len + j)
+        return make_error("step: token row ", t, " has position ", in.positions[static_cast<size_t>(t)],
+                          " but its sequence places it at ", len - q_len + j);
+    }
     for (int64_t b = 0; b * shape.block_size < len; ++b) {
       int32_t block = in.block_tables[static_cast<size_t>(s * in.max_blocks_per_seq + b)];
       if (block < 0 || block >= shape.num_blocks)

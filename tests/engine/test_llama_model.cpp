@@ -349,12 +349,28 @@ TEST_CASE("inconsistent step inputs and model shapes give errors") {
   wrong.logits_indices = {2};
   REQUIRE_FALSE((*model)->forward(wrong, *cache).has_value());
   wrong = in;
+  wrong.positions = {1, 2};
+  REQUIRE_FALSE((*model)->forward(wrong, *cache).has_value());
+  wrong = in;
   wrong.query_start_loc = {0, 1};
   REQUIRE_FALSE((*model)->forward(wrong, *cache).has_value());
   auto other = tiny_config();
   other.num_hidden_layers = 3;
   kv_cache foreign(*be, kv_cache_shape{3, 2, 16, 2, 8});
   REQUIRE_FALSE((*model)->forward(in, foreign).has_value());
+}
+
+TEST_CASE("the KV cache hands out every block once") {
+  auto be = kernels::make_cpu_backend(1);
+  kv_cache cache(*be, kv_cache_shape{2, 3, 4, 2, 8});
+  REQUIRE(cache.keys(1).dims == kernels::shape{3, 4, 2, 8});
+  REQUIRE(cache.nbytes() == 2 * 2 * 3 * 4 * 2 * 8 * sizeof(float));
+  std::vector<int32_t> got;
+  while (auto b = cache.allocate_block()) got.push_back(*b);
+  REQUIRE(got == std::vector<int32_t>{0, 1, 2});
+  REQUIRE(cache.num_free_blocks() == 0);
+  cache.free_block(1);
+  REQUIRE(cache.allocate_block() == std::optional<int32_t>(1));
 }
 
 TEST_CASE("load reads the bundled model and names what is missing") {
