@@ -388,3 +388,18 @@ TEST_CASE("load reads the bundled model and names what is missing") {
   REQUIRE_FALSE(compute_prompt_logits("/nonexistent/troupe-model", ids).has_value());
   REQUIRE_FALSE(compute_prompt_logits(TROUPE_DEFAULT_MODEL, {}).has_value());
 }
+
+TEST_CASE("random weights depend on the seed alone") {
+  auto be = kernels::make_cpu_backend(1);
+  auto cfg = tiny_config();
+  auto a = llama_model::random(cfg, 9, *be), b = llama_model::random(cfg, 9, *be), c = llama_model::random(cfg, 10, *be);
+  REQUIRE((a.has_value() && b.has_value() && c.has_value()));
+  auto ids = random_ids(6, int32_t(cfg.vocab_size), 4);
+  auto la = run_chunked(**a, ids, 0), lb = run_chunked(**b, ids, 0), lc = run_chunked(**c, ids, 0);
+  REQUIRE(la == lb);
+  REQUIRE(la != lc);
+  random_weights w(cfg, 9);
+  REQUIRE(w.num_parameters() == 50 * 32 + 2 * (32 + 4 * 8 * 32 + 2 * 2 * 8 * 32 + 32 * 32 + 32 + 3 * 32 * 48) + 32 + 50 * 32);
+  REQUIRE(w.find("lm_head.weight") != nullptr);
+  REQUIRE(w.find("model.layers.0.self_attn.q_proj.bias") == nullptr);
+}
