@@ -11,5 +11,7 @@ void add_generate_command(CLI::App& app);
 void add_tokenize_command(CLI::App& app);
 /// `troupe devices`: list the GPUs this build can use (app/cmd_devices.cpp).
 void add_devices_command(CLI::App& app);
+/// `troupe serve`: the OpenAI-compatible HTTP server (app/cmd_serve.cpp).
+void add_serve_command(CLI::App& app);
 
 }  // namespace troupe::app

@@ -1,0 +1,187 @@
+// `troupe serve`: the OpenAI-compatible HTTP server over the in-process runtime, with a JSON config file,
+// flags that override it, and a graceful shutdown on SIGINT/SIGTERM.
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include <pthread.h>
+#include <simdjson.h>
+
+#include "actors/runtime.hpp"
+#include "app/commands.hpp"
+#include "net/server.hpp"
+
+namespace troupe::app {
+
+namespace {
+
+struct serve_args {
+  std::string model = TROUPE_DEFAULT_MODEL;
+  std::string host = "127.0.0.1";
+  int port = 8000;
+  std::string served_model_name;
+  int32_t max_num_seqs = 256;
+  int32_t max_num_batched_tokens = 2048;
+  int64_t max_model_len = 0;
+  int64_t kv_cache_blocks = 0;
+  int32_t max_waiting = 256;
+  std::string api_key;
+  std::string config;
+  int http_threads = 2048;
+  int threads = 0;
+  double grace_seconds = 30.0;
+};
+
+/// Reads the --config file (a JSON object with the flags' names, dashes or underscores) into `a`,
+/// skipping the options given on the command line: flags override the file.
+expected<void> apply_config_file(serve_args& a, const CLI::App& cmd) {
+  std::ifstream in(a.config);
+  if (!in) return make_error(a.config, ": cannot open the config file");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  simdjson::dom::parser parser;
+  simdjson::padded_string text(ss.str());
+  simdjson::dom::object obj;
+  if (auto err = parser.parse(text).get_object().get(obj))
+    return make_error(a.config, ": not a JSON object (", simdjson::error_message(err), ")");
+  for (auto field : obj) {
+    std::string key(field.key);
+    for (char& c : key)
+      if (c == '_') c = '-';
+    const CLI::Option* flag = cmd.get_option_no_throw("--" + key);
+    if (flag == nullptr || key == "config") return make_error(a.config, ": unknown key \"", field.key, "\"");
+    if (flag->count() > 0) continue;
+    const auto wrong = [&](const char* what) { return make_error(a.config, ": \"", field.key, "\" must be ", what); };
+    std::string_view s;
+    int64_t i;
+    double d;
+    if (key == "model" || key == "host" || key == "served-model-name" || key == "api-key") {
+      if (field.value.get_string().get(s) != simdjson::SUCCESS) return wrong("a string");
+      std::string& dst = key == "model" ? a.model : key == "host" ? a.host
+                       : key == "served-model-name" ? a.served_model_name : a.api_key;
+      dst = std::string(s);
+    } else if (key == "grace-seconds") {
+      if (field.value.get_double().get(d) != simdjson::SUCCESS || d < 0) return wrong("a number >= 0");
+      a.grace_seconds = d;
+    } else {
+      if (field.value.get_int64().get(i) != simdjson::SUCCESS || i < 0 || i > INT32_MAX)
+        return wrong("a non-negative integer");
+      if (key == "port") a.port = int(i);
+      else if (key == "max-num-seqs") a.max_num_seqs = int32_t(i);
+      else if (key == "max-num-batched-tokens") a.max_num_batched_tokens = int32_t(i);
+      else if (key == "max-model-len") a.max_model_len = i;
+      else if (key == "kv-cache-blocks") a.kv_cache_blocks = i;
+      else if (key == "max-waiting") a.max_waiting = int32_t(i);
+      else if (key == "http-threads") a.http_threads = int(i);
+      else if (key == "threads") a.threads = int(i);
+    }
+  }
+  return {};
+}
+
+int run_serve(serve_args a, const CLI::App& cmd) {
+  if (!a.config.empty()) {
+    if (auto ok = apply_config_file(a, cmd); !ok) {
+      std::fprintf(stderr, "troupe: %s\n", ok.error().message.c_str());
+      return 2;
+    }
+  }
+  if (a.port < 0 || a.port > 65535) {
+    std::fprintf(stderr, "troupe: --port must be in [0, 65535], got %d\n", a.port);
+    return 2;
+  }
+  while (a.model.size() > 1 && a.model.back() == '/') a.model.pop_back();
+
+  // Every thread started from here on (HTTP pool, actors) inherits this mask, so the signals
+  // arrive only at the sigwait below.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  net::server_options so;
+  so.host = a.host;
+  so.port = a.port;
+  so.api_key = a.api_key;
+  so.http_threads = a.http_threads;
+  net::http_server server(so);
+  auto port = server.bind();
+  if (!port) {
+    std::fprintf(stderr, "troupe: %s\n", port.error().message.c_str());
+    return 1;
+  }
+  server.start();
+  std::printf("troupe: listening on http://%s:%d (loading %s)\n", a.host.c_str(), *port, a.model.c_str());
+  std::fflush(stdout);
+
+  runtime_options ro;
+  ro.model_dir = a.model;
+  ro.served_model_name = a.served_model_name;
+  ro.engine.max_num_seqs = a.max_num_seqs;
+  ro.engine.max_num_batched_tokens = a.max_num_batched_tokens;
+  ro.engine.max_model_len = a.max_model_len;
+  ro.engine.kv_cache_blocks = a.kv_cache_blocks;
+  ro.max_waiting = a.max_waiting;
+  ro.cpu_threads = a.threads;
+  auto rt = runtime::start(ro);
+  if (!rt) {
+    std::fprintf(stderr, "troupe: cannot start: %s\n", rt.error().message.c_str());
+    server.stop();
+    return 1;
+  }
+  server.attach(**rt);
+  std::printf("troupe: ready: serving %s on http://%s:%d (POST /v1/completions, /v1/chat/completions)\n",
+              (*rt)->served_model_name().c_str(), a.host.c_str(), *port);
+  std::fflush(stdout);
+
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  std::printf("troupe: %s: draining (up to %.0f s), then exiting\n", sig == SIGINT ? "SIGINT" : "SIGTERM",
+              a.grace_seconds);
+  std::fflush(stdout);
+  server.begin_drain();
+  (*rt)->drain(std::chrono::milliseconds(int64_t(a.grace_seconds * 1000)));
+  // Let the handlers write what the drained requests produced before the connections close.
+  for (int i = 0; i < 200 && server.in_flight() > 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  server.stop();
+  rt->reset();
+  std::printf("troupe: stopped\n");
+  return 0;
+}
+
+}  // namespace
+
+void add_serve_command(CLI::App& app) {
+  auto args = std::make_shared<serve_args>();
+  auto* cmd = app.add_subcommand("serve", "Serve a model over an OpenAI-compatible HTTP API");
+  cmd->add_option("--model", args->model, "Hugging Face model folder")->capture_default_str();
+  cmd->add_option("--host", args->host, "Address to listen on")->capture_default_str();
+  cmd->add_option("--port", args->port, "Port to listen on (0: any free port)")->capture_default_str();
+  cmd->add_option("--served-model-name", args->served_model_name, "Model name in the API (default: folder name)");
+  cmd->add_option("--max-num-seqs", args->max_num_seqs, "Requests running at once, at most")->capture_default_str();
+  cmd->add_option("--max-num-batched-tokens", args->max_num_batched_tokens, "Tokens per scheduler step, at most")
+      ->capture_default_str();
+  cmd->add_option("--max-model-len", args->max_model_len, "Prompt + output tokens, at most (0: the model's)");
+  cmd->add_option("--kv-cache-blocks", args->kv_cache_blocks, "KV cache blocks (0: sized automatically)");
+  cmd->add_option("--max-waiting", args->max_waiting, "Requests waiting to run, at most (then 429)")
+      ->capture_default_str();
+  cmd->add_option("--api-key", args->api_key, "Require 'Authorization: Bearer KEY' on /v1/*");
+  cmd->add_option("--config", args->config, "JSON file with these options (flags override it)");
+  cmd->add_option("--http-threads", args->http_threads, "HTTP connection threads (one per open connection)")
+      ->capture_default_str();
+  cmd->add_option("--threads", args->threads, "CPU backend threads (0: every core)");
+  cmd->add_option("--grace-seconds", args->grace_seconds, "On SIGINT/SIGTERM, let requests finish this long")
+      ->capture_default_str();
+  cmd->callback([args, cmd] {
+    if (int rc = run_serve(*args, *cmd); rc != 0) throw CLI::RuntimeError(rc);
+  });
+}
+
+}  // namespace troupe::app
