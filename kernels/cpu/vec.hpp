@@ -11,9 +11,9 @@ inline float dot(const float* a, const float* b, int64_t n) {
   int64_t i = 0;
   for (; i + 8 <= n; i += 8)
     for (int j = 0; j < 8; ++j) acc[j] += a[i + j] * b[i + j];
-  float s = 0.0f;
+  for (int j = 0; j < 4; ++j) acc[j] += acc[j + 4];  // pairwise: a short dependency chain
+  float s = (acc[0] + acc[2]) + (acc[1] + acc[3]);
   for (; i < n; ++i) s += a[i] * b[i];
-  for (float x : acc) s += x;
   return s;
 }
 
