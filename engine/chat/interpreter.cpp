@@ -240,11 +240,18 @@ expected<interpreter::flow> interpreter::exec_for(const stmt& s, std::string& ou
   return flow::normal;
 }
 
+// A macro sees the frames where it is defined (shared, so later top-level sets show), not its caller's.
+// It holds them weakly: the macro lives in one of those frames, and a strong hold would be a cycle.
 value interpreter::make_macro(const stmt& s) {
   const stmt* sp = &s;
-  return value(callable([this, sp](call_args& a) {
-    stack root{scope_[0]};
-    return call_macro(*sp, root, a);
+  std::vector<std::weak_ptr<frame>> defined(scope_.begin(), scope_.end());
+  return value(callable([this, sp, defined](call_args& a) -> expected<value> {
+    stack frames;
+    for (const auto& w : defined) {
+      frames.push_back(w.lock());
+      if (!frames.back()) return make_error("line ", sp->line, ": macro '", sp->text, "' called outside its scope");
+    }
+    return call_macro(*sp, frames, a);
   }));
 }
 

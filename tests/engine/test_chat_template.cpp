@@ -174,6 +174,9 @@ TEST_CASE("macros and call blocks") {
                "{% call wrap('b') %}bold{% endcall %}") == "<b>bold</b>");
   CHECK(render("{% set top = 'T' %}{% macro m() %}{{ top }}{% endmacro %}{% for i in [1] %}{{ m() }}{% endfor %}") ==
         "T");
+  CHECK(render("{% for i in [1, 2] %}{% macro m() %}{{ i }}{% endmacro %}{{ m() }}{% endfor %}") == "12");
+  CHECK(render("{% macro m() %}{{ x }}{{ i }}{% endmacro %}{% set x = 5 %}{% for i in [1] %}{{ m() }}{% endfor %}") ==
+        "5");
   CHECK(error_of("{% macro m(a) %}{% endmacro %}{{ m(1, 2) }}").find("takes 1 arguments") != std::string::npos);
 }
 
