@@ -6,7 +6,8 @@
 namespace troupe::kernels::cpu {
 
 /// Every tensor is float32 in host memory; F16/BF16 weights are converted once at upload and
-/// aligned F32 weights are used in place.
+/// aligned F32 weights are used in place. `threads` (0: every core) bounds both the backend's own
+/// loops and OpenBLAS, whose thread count is process-wide: the last backend made sets it.
 class cpu_backend final : public backend {
  public:
   explicit cpu_backend(int threads);
