@@ -3,6 +3,7 @@
 #include "actors/scheduler_actor.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <map>
 #include <memory>
 #include <optional>
@@ -271,7 +272,10 @@ void on_down(pointer self, caf::down_msg& m) {
   st.in_flight.reset();
   ++st.generation;
   const std::string why = "the executor failed: " + to_string(m.reason);
-  if (st.start_promise || ++st.restarts > max_executor_restarts) {
+  const bool give_up = st.start_promise || ++st.restarts > max_executor_restarts;
+  std::fprintf(stderr, "troupe: %s; %s\n", why.c_str(),
+               give_up ? "failing every request" : "restarting it and recomputing its requests");
+  if (give_up) {
     st.failed = true;
     st.shared->failed = true;
     if (st.start_promise) st.start_promise->deliver(status_reply{false, int(errc::internal), why});
