@@ -2,6 +2,10 @@
 // (greedy outputs unchanged); one that keeps failing ends every request with an error; nothing hangs.
 #include "runtime_helpers.hpp"
 
+#include <mutex>
+#include <random>
+#include <thread>
+
 using namespace troupe;
 using namespace troupe::test;
 
@@ -90,4 +94,85 @@ TEST_CASE("an executor that cannot load the model makes start fail with the reas
   auto rt2 = runtime::start(missing);
   REQUIRE_FALSE(rt2.has_value());
   CHECK(rt2.error().message.find("/nonexistent/model") != std::string::npos);
+}
+
+TEST_CASE("cancellations, n samples and stops from many threads across executor failures: every stream ends, greedy outputs hold, no block leaks", "[actors]") {
+  const auto base = options_for(small_engine());
+  std::vector<collected_sample> alone;
+  {
+    auto rt = start(base);
+    for (const auto& p : story_prompts()) {
+      auto s = rt->submit(greedy(p, 24));
+      REQUIRE(s.has_value());
+      alone.push_back(collect(**s, 1)[0]);
+    }
+  }
+  auto plan = std::make_shared<failure_plan>();
+  plan->failing_instances = 2;
+  plan->fail_after_steps = 20;
+  auto o = with_plan(base, plan);
+  o.max_waiting = 1000;
+  auto rt = start(o);
+  std::mutex mu;
+  std::vector<std::string> problems;
+  std::atomic<uint64_t> samples{0};
+  std::vector<std::thread> pool;
+  for (int t = 0; t < 6; ++t)
+    pool.emplace_back([&, t] {
+      std::mt19937 rng{static_cast<uint32_t>(t)};
+      for (int i = 0; i < 10; ++i) {
+        const size_t p = rng() % story_prompts().size();
+        const int kind = int(rng() % 4);
+        submit_request r = greedy(story_prompts()[p], 24);
+        if (kind == 2) {
+          r.params.n = 2;
+          r.params.sampling.temperature = 0.8f;
+          r.params.sampling.seed = uint64_t(t * 100 + i);
+        } else if (kind == 3) {
+          r.params.stop = {"."};
+        }
+        auto s = rt->submit(r);
+        if (!s) {
+          std::lock_guard lock(mu);
+          problems.push_back("submit: " + s.error().message);
+          continue;
+        }
+        samples += uint64_t(r.params.n);
+        std::vector<int32_t> ids;
+        std::string text;
+        std::vector<std::string> reasons(size_t(r.params.n));
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+        while (!(*s)->done() && std::chrono::steady_clock::now() < deadline) {
+          auto ev = (*s)->next(std::chrono::milliseconds(20));
+          if (!ev) continue;
+          if (ev->sample == 0) {
+            ids.insert(ids.end(), ev->token_ids.begin(), ev->token_ids.end());
+            text += ev->text;
+          }
+          if (ev->finished) reasons[size_t(ev->sample)] = ev->finish_reason;
+          if (kind == 1 && ids.size() >= 3) (*s)->cancel();
+        }
+        std::lock_guard lock(mu);
+        if (!(*s)->done()) problems.push_back("a stream did not end");
+        for (const auto& why : reasons)
+          if (why.empty() || why == "error") problems.push_back("a sample ended with '" + why + "'");
+        if (kind == 0 && (ids != alone[p].ids || text != alone[p].text))
+          problems.push_back("greedy output changed for prompt " + std::to_string(p));
+        if (kind == 3 && text.find('.') != std::string::npos) problems.push_back("text past a stop string");
+      }
+    });
+  for (auto& th : pool) th.join();
+  for (const auto& pr : problems) FAIL_CHECK(pr);
+  CHECK(plan->instances.load() == 3);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  runtime_metrics m;
+  do {
+    m = rt->metrics();
+  } while ((m.requests_running != 0 || m.kv_blocks_used != 0) && std::chrono::steady_clock::now() < deadline);
+  CHECK(m.requests_running == 0);
+  CHECK(m.requests_waiting == 0);
+  CHECK(m.kv_blocks_used == 0);
+  uint64_t finished = 0;
+  for (const auto& [reason, n] : m.requests_finished) finished += n;
+  CHECK(finished == samples.load());
 }
