@@ -27,6 +27,7 @@ struct job {
   std::vector<choice_result> choices;
   std::vector<bool> started;            // streaming: the choice's first chunk was sent
   connection_probe probe;
+  std::chrono::steady_clock::time_point next_probe = std::chrono::steady_clock::now() + 100ms;
   std::atomic<int64_t>* in_flight = nullptr;
   bool failed = false;                  // a sample finished with "error"
   std::string error_message;
@@ -43,6 +44,13 @@ struct job {
     for (const auto& s : streams)
       if (!s->done()) return false;
     return true;
+  }
+  /// Whether the client has closed the connection (looked at most every 100 ms).
+  bool client_left() {
+    const auto now = std::chrono::steady_clock::now();
+    if (now < next_probe) return false;
+    next_probe = now + 100ms;
+    return probe.client_gone();
   }
   void cancel() {
     for (const auto& s : streams)
@@ -187,8 +195,8 @@ void add_echo(job& j) {
 
 void answer_whole(const generate_context& ctx, job& j, httplib::Response& res) {
   while (!j.all_done()) {
-    const bool got = j.next_event(200ms, [&](size_t p, const stream_event& ev) { j.apply(p, ev); });
-    if (!got && j.probe.client_gone()) {
+    j.next_event(100ms, [&](size_t p, const stream_event& ev) { j.apply(p, ev); });
+    if (j.client_left()) {
       j.cancel();  // nobody to answer
       return;
     }
@@ -239,7 +247,7 @@ bool stream_step(const std::shared_ptr<job>& jp, httplib::DataSink& sink) {
     return true;
   }
   bool ok = true;
-  const bool got = j.next_event(200ms, [&](size_t p, const stream_event& ev) {
+  j.next_event(200ms, [&](size_t p, const stream_event& ev) {
     const size_t offset = j.choices[p * size_t(j.n()) + size_t(ev.sample)].text.size();
     const size_t i = j.apply(p, ev);
     const bool has_logprobs = j.req.logprobs >= 0 && !ev.logprobs.empty();
@@ -250,8 +258,7 @@ bool stream_step(const std::shared_ptr<job>& jp, httplib::DataSink& sink) {
     ok = send(chunk_json(j.meta, piece, j.req.logprobs, *j.tok, usage_null));
   });
   if (!ok) return false;
-  if (!got && j.probe.client_gone()) return false;
-  return true;
+  return !j.client_left();
 }
 
 void answer_stream(std::shared_ptr<job> jp, httplib::Response& res) {
