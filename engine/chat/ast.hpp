@@ -51,6 +51,7 @@ enum class stmt_kind {
   macro,         ///< macro name(params = defaults): bodies[0]
   call_block,    ///< {% call(params) expr %}bodies[0]{% endcall %}
   filter_block,  ///< {% filter f %}bodies[0]{% endfilter %}
+  with,          ///< {% with params = defaults %}bodies[0]{% endwith %}: a scope of its own
   break_,
   continue_,
 };

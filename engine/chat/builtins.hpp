@@ -54,3 +54,10 @@ std::string py_capitalize(std::string_view s);
 std::string py_replace(std::string_view s, std::string_view from, std::string_view to, int64_t count);
 
 }  // namespace troupe::engine::chat::detail
+
+namespace troupe::engine::chat::detail {
+
+/// Python's printf-style `fmt % args` (args: a tuple, a dict for %(name)s, or one value).
+expected<value> percent_format(const std::string& fmt, const value& args);
+
+}  // namespace troupe::engine::chat::detail

@@ -265,6 +265,11 @@ expected<value> apply_filter(const std::string& name, const value& v, call_args&
     return value(std::move(out));
   }
   if (name == "dictsort") return dictsort(v, a);
+  if (name == "format") {  // Jinja: str(value) % (kwargs or args)
+    if (!a.args.empty() && !a.kwargs.empty()) return make_error("format: positional and keyword arguments cannot mix");
+    if (!a.kwargs.empty()) return percent_format(v.str(), value::object(a.kwargs));
+    return percent_format(v.str(), value::tuple(a.args));
+  }
   if (name == "indent") {
     if (!v.is_string()) return make_error("indent needs a string, not ", v.type_name());
     value width = arg(a, 0, "width", value(int64_t(4)));

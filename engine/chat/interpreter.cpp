@@ -150,6 +150,17 @@ expected<interpreter::flow> interpreter::exec(const stmt& s, std::string& out) {
       out += res.str();
       return flow::normal;
     }
+    case stmt_kind::with: {
+      auto f = std::make_shared<frame>();
+      for (size_t i = 0; i < s.params.size(); ++i) {  // evaluated in the enclosing scope
+        CHAT_TRY(v, eval(*s.defaults[i]));
+        (*f)[s.params[i]] = std::move(v);
+      }
+      scope_.push_back(f);
+      auto r = exec(s.bodies[0], out);
+      scope_.pop_back();
+      return r;
+    }
     case stmt_kind::break_: return flow::break_;
     case stmt_kind::continue_: return flow::continue_;
   }

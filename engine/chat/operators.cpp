@@ -156,6 +156,7 @@ expected<value> binary_op(const std::string& op, const value& a, const value& b)
       return value(std::move(out));
     }
   }
+  if (op == "%" && a.is_string()) return percent_format(a.as_string(), b);
   if (op == "*") {
     if ((a.is_string() || a.is_list()) && (b.is_int() || b.is_bool())) return repeat(a, b.as_int());
     if ((b.is_string() || b.is_list()) && (a.is_int() || a.is_bool())) return repeat(b, a.as_int());

@@ -151,6 +151,19 @@ expected<stmt_ptr> parser::parse_statement() {
     if (auto r = expect_end(); !r) return r.error();
     CHAT_TRY(b, parse_body({"endfilter"}, end));
     s->bodies.push_back(std::move(b));
+  } else if (kw == "with") {
+    s->kind = stmt_kind::with;
+    while (cur().kind == token_kind::name) {
+      CHAT_TRY(n, expect_name());
+      if (auto r = expect_op("="); !r) return r.error();
+      CHAT_TRY(v, parse_expression());
+      s->params.push_back(n);
+      s->defaults.push_back(std::move(v));
+      if (!skip_op(",")) break;
+    }
+    if (auto r = expect_end(); !r) return r.error();
+    CHAT_TRY(b, parse_body({"endwith"}, end));
+    s->bodies.push_back(std::move(b));
   } else if (kw == "generation") {  // transformers' assistant-mask tag: renders its body
     s->kind = stmt_kind::if_;
     s->conds.push_back(node(expr_kind::literal, s->line));

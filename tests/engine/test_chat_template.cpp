@@ -167,6 +167,17 @@ TEST_CASE("filters") {
   CHECK(render("{% filter upper %}abc{% endfilter %}") == "ABC");
 }
 
+TEST_CASE("printf-style formatting and with blocks") {
+  CHECK(render("{{ '%s=%d (%.1f%%)' % ('n', 3, 99.44) }} {{ '%(a)s-%(b)03d' % {'a': 1, 'b': 2} }} {{ '%5s|%-3s|' % ('r', 'l') }}")
+        == "n=3 (99.4%) 1-002     r|l  |");
+  CHECK(render("{{ '%s' % [1, 2] }} {{ '%x %X %o %r' % (255, 255, 8, 'q') }} {{ '%s, %s' | format('a', 1) }}") ==
+        "[1, 2] ff FF 10 'q' a, 1");
+  CHECK(error_of("{{ '%s %s' % ('a',) }}") == "line 1: not enough arguments for format string");
+  CHECK(error_of("{{ 'x' % 5 }}") == "line 1: not all arguments converted during string formatting");
+  CHECK(render("{% set a = 1 %}{% with a = 2, b = a %}{{ a }}{{ b }}{% endwith %}{{ a }}") == "211");
+  CHECK(render("{% with %}{% set q = 3 %}{{ q }}{% endwith %}[{{ q }}]") == "3[]");
+}
+
 TEST_CASE("macros and call blocks") {
   CHECK(render("{% macro greet(name, punct='!') %}Hi {{ name }}{{ punct }}{% endmacro %}"
                "{{ greet('a') }} {{ greet('b', '?') }} {{ greet(punct='.', name='c') }}") == "Hi a! Hi b? Hi c.");

@@ -21,7 +21,8 @@ CONTEXT = {
     "nothing": None, "t": True, "no": False, "empty": [],
 }
 NAMES = list(CONTEXT) + ["undef"]
-STRINGS = ["'a'", "'abc'", "''", "' x '", "'é'", "'a,b'", "'<think>'", "'\\n'", "\"q'\"", "'A b C'"]
+STRINGS = ["'a'", "'abc'", "''", "' x '", "'é'", "'a,b'", "'<think>'", "'\\n'", "\"q'\"", "'A b C'", "'%s'",
+           "'%d|%5.1f'", "'%(a)s'", "'%x %r'"]
 FILTERS = ["trim", "length", "tojson", "upper", "lower", "capitalize", "title", "default('D')", "join(',')", "first",
            "last", "list", "string", "int", "float", "dictsort", "sort", "sum", "abs", "round", "count",
            "replace('a', 'Z')", "e", "tojson(indent=1)", "min", "max"]
@@ -33,7 +34,7 @@ TESTS = ["defined", "undefined", "none", "string", "number", "mapping", "iterabl
 METHODS = ["strip()", "lstrip()", "rstrip()", "split()", "split(',')", "startswith('a')", "endswith('!')", "upper()",
            "lower()", "replace('l', 'L')", "title()", "find('l')", "strip(' H')", "count('l')", "capitalize()",
            "get('a')", "index(1)"]
-OPS = ["+", "-", "*", "/", "//", "~", "==", "!=", "<", ">", "<=", ">=", "in", "not in", "and", "or"]
+OPS = ["+", "-", "*", "/", "//", "%", "~", "==", "!=", "<", ">", "<=", ">=", "in", "not in", "and", "or"]
 # Python objects whose printed form has no template equivalent (lazy views and iterators).
 UNPRINTABLE = ("<generator object", "dict_keys", "dict_values", "dict_items", "reversed", "reverseiterator")
 
@@ -99,6 +100,8 @@ class generator:
             return (f"{{% for x in {seq} {r.choice(['', 'if x'])} %}}\n    {{{{ loop.index }}}}{{{{ x }}}}"
                     f"{self.stmt(depth + 1)}\n{{% endfor %}}")
         if c == 4:
+            if r.random() < 0.3:
+                return f"{{% with v = {self.expr()} %}}{{{{ v }}}}{self.stmt(depth + 1)}{{% endwith %}}"
             return f"{{% set v = {self.expr()} %}}{{{{ v }}}}"
         if c == 5:
             return f"  {{#{ws()} c {ws()}#}}\n{self.stmt(depth + 1)}"
