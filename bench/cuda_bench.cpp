@@ -1,7 +1,8 @@
 // CUDA benchmark: the card's copy bandwidth and bf16 GEMM rate, then decode-1 (128-token prompt,
 // 256 greedy tokens) and prefill-2k of a random-weight Llama (weights drawn on the GPU), each as
 // a fraction of its roofline ceiling measured in the same run. Usage:
-//   cuda_bench [--shape llama2-7b|llama3-8b] [--decode N] [--prompt N] [--prefill N] [--cublas-gemv]
+//   cuda_bench [--shape llama2-7b|llama3-8b] [--decode N] [--prompt N] [--prefill N] [--cublas-gemv] [--ops]
+// (--ops: time each op at the decode-1 and prefill-2k shapes instead)
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
@@ -27,6 +28,7 @@ struct options {
   std::string shape = "llama2-7b";
   int prompt = 128, decode = 256, prefill = 2048;
   bool cublas_gemv = false;
+  bool ops = false;
 };
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
@@ -162,6 +164,150 @@ double decode_run(llama_model& model, kv_cache& cache, const std::vector<int32_t
   return seconds_since(start);
 }
 
+
+// Seconds per call of f, run `reps` times back to back after a warm-up (host clock around a sync):
+// the GPU time when the op is longer than its launch, else the launch rate.
+template <class F>
+double per_call(kernels::backend& be, int reps, F&& f) {
+  for (int i = 0; i < 3; ++i) f();
+  be.synchronize();
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < reps; ++i) f();
+  be.synchronize();
+  return seconds_since(start) / reps;
+}
+
+// Times every op at the decode-1 and prefill-2k shapes of the config, and sums a layer.
+void op_profile(const config::model_config& c, const std::string& label) {
+  auto be = kernels::make_cuda_backend(0, kernels::dtype::bf16);
+  kernels::cuda_set_dummy_weights(*be, 7);
+  const int64_t h = c.hidden_size, inter = c.intermediate_size, d = c.head_dim;
+  const int64_t qo = c.num_attention_heads * d, kvo = c.num_key_value_heads * d;
+  auto weight = [&](int64_t rows, int64_t cols) { return be->upload_weight(kernels::dtype::bf16, nullptr, {rows, cols}); };
+  auto wq = weight(qo, h), wk = weight(kvo, h), wo = weight(h, qo), wg = weight(inter, h), wd = weight(h, inter);
+  auto wl = weight(c.vocab_size, h);
+  auto norm = be->upload_weight(kernels::dtype::f32, nullptr, {h});
+  auto act = [&](int64_t rows, int64_t cols) {
+    auto t = be->alloc({rows, cols});
+    std::vector<float> v(size_t(rows * cols));
+    std::mt19937 rng(1);
+    std::normal_distribution<float> nd;
+    for (auto& x : v) x = nd(rng);
+    be->copy_to_device(v, t);
+    return t;
+  };
+  std::printf("\nop profile (%s shapes, bf16), microseconds per call, back to back:\n", label.c_str());
+  struct mm { const char* name; int64_t m; kernels::tensor* w; };
+  double layer_best = 0;
+  for (int64_t m : {int64_t{1}, int64_t{2048}}) {
+    const mm mms[] = {{"q/o proj", m, &wq}, {"k/v proj", m, &wk}, {"o proj", m, &wo}, {"gate/up", m, &wg},
+                      {"down", m, &wd}, {"lm_head", m, &wl}};
+    for (const auto& x : mms) {
+      auto in = act(x.m, x.w->dims[1]);
+      auto out = be->alloc({x.m, x.w->dims[0]});
+      const double bytes = 2.0 * double(x.w->numel());
+      const double flops = 2.0 * double(x.m) * double(x.w->numel());
+      std::printf("  matmul %-8s m=%-5lld n=%-6lld k=%-6lld", x.name, (long long)x.m, (long long)x.w->dims[0],
+                  (long long)x.w->dims[1]);
+      double best = 1e30;
+      for (int v = 0; v <= (x.m == 1 ? 6 : 0); ++v) {
+        kernels::cuda_set_gemv_variant(*be, x.m == 1 ? v : 1);
+        const double t = per_call(*be, x.m == 1 ? 200 : 20, [&] { be->matmul(in, *x.w, nullptr, out); });
+        best = std::min(best, t);
+        if (x.m == 1) std::printf(" | v%d %.1f us %.0f GB/s", v, t * 1e6, bytes / t / 1e9);
+        else std::printf(" | %.1f us %.0f TFLOP/s", t * 1e6, flops / t / 1e12);
+      }
+      std::printf("\n");
+      if (x.m == 1 && std::string(x.name) != "lm_head") {
+        const int count = std::string(x.name) == "gate/up" ? 2 : std::string(x.name) == "down" ? 1 : std::string(x.name) == "o proj" ? 1 : std::string(x.name) == "q/o proj" ? 1 : 2;
+        layer_best += count * best;
+      }
+    }
+  }
+  kernels::cuda_set_gemv_variant(*be, 1);
+  double small = 0;
+  auto x1 = act(1, h), r1 = act(1, h), y1 = act(1, h);
+  double t = per_call(*be, 500, [&] { be->rms_norm(x1, norm, 1e-5f, y1); });
+  std::printf("  rms_norm 1x%lld: %.1f us\n", (long long)h, t * 1e6);
+  small += t;
+  t = per_call(*be, 500, [&] { be->add_rms_norm(x1, r1, norm, 1e-5f, y1); });
+  std::printf("  add_rms_norm 1x%lld: %.1f us\n", (long long)h, t * 1e6);
+  small += t;
+  auto g1 = act(1, inter), u1 = act(1, inter), a1 = act(1, inter);
+  t = per_call(*be, 500, [&] { be->silu_and_mul(g1, u1, a1); });
+  std::printf("  silu_and_mul 1x%lld: %.1f us\n", (long long)inter, t * 1e6);
+  small += t;
+  // RoPE + KV write and decode attention at a 256-token context.
+  const int64_t blocks = 64, bs = 16, ctx = 256;
+  auto kc = act(blocks * bs, kvo), vc = act(blocks * bs, kvo);
+  kernels::tensor kc4 = kc, vc4 = vc;
+  kc4.dims = {blocks, bs, c.num_key_value_heads, d};
+  vc4.dims = kc4.dims;
+  auto q1 = act(1, qo), k1 = act(1, kvo), v1 = act(1, kvo), o1 = act(1, qo);
+  q1.dims = {1, c.num_attention_heads, d};
+  o1.dims = q1.dims;
+  k1.dims = {1, c.num_key_value_heads, d};
+  v1.dims = k1.dims;
+  std::vector<float> freq(size_t(d / 2), 0.01f);
+  auto f = be->upload_weight(kernels::dtype::f32, freq.data(), {d / 2});
+  std::vector<int32_t> pos = {int32_t(ctx - 1)}, slot = {int32_t(ctx - 1)};
+  auto pos_t = be->upload_indices(pos, {1});
+  auto slot_t = be->upload_indices(slot, {1});
+  t = per_call(*be, 500, [&] { be->rope_write_kv(q1, k1, v1, pos_t, f, slot_t, kc4, vc4); });
+  std::printf("  rope_write_kv 1 token: %.1f us\n", t * 1e6);
+  small += t;
+  std::vector<int32_t> table(static_cast<size_t>(blocks));
+  for (int i = 0; i < blocks; ++i) table[size_t(i)] = i;
+  kernels::attention_batch batch;
+  std::vector<int32_t> qsl = {0, 1}, lens = {int32_t(ctx)};
+  batch.query_start_loc = be->upload_indices(qsl, {2});
+  batch.seq_lens = be->upload_indices(lens, {1});
+  batch.block_tables = be->upload_indices(table, {1, blocks});
+  batch.max_query_len = 1;
+  batch.max_seq_len = int32_t(ctx);
+  batch.scale = 0.088f;
+  t = per_call(*be, 500, [&] { be->paged_attention(q1, kc4, vc4, batch, o1); });
+  std::printf("  paged_attention decode, context %lld: %.1f us\n", (long long)ctx, t * 1e6);
+  small += t;
+  std::vector<int32_t> one = {5};
+  t = per_call(*be, 500, [&] { auto idx = be->upload_indices(one, {1}); });
+  std::printf("  upload_indices of 1 id: %.1f us\n", t * 1e6);
+  std::vector<float> host(size_t(c.vocab_size));
+  auto logits = act(1, c.vocab_size);
+  t = per_call(*be, 100, [&] { be->copy_to_host(logits, host); });
+  std::printf("  copy_to_host of %lld logits: %.1f us\n", (long long)c.vocab_size, t * 1e6);
+  std::printf("  a decode layer from these (best gemv per shape): %.1f us gemv + %.1f us other (x%lld layers = %.2f ms)\n",
+              layer_best * 1e6, (small + t * 0) * 1e6, (long long)c.num_hidden_layers,
+              (layer_best + small + per_call(*be, 500, [&] { be->add_rms_norm(x1, r1, norm, 1e-5f, y1); })) *
+                  c.num_hidden_layers * 1e3);
+  // Prefill attention at 2048 tokens.
+  const int64_t T = 2048, pblocks = T / bs;
+  auto kcp = act(pblocks * bs, kvo), vcp = act(pblocks * bs, kvo), qp = act(T, qo), op = act(T, qo);
+  kcp.dims = {pblocks, bs, c.num_key_value_heads, d};
+  vcp.dims = kcp.dims;
+  qp.dims = {T, c.num_attention_heads, d};
+  op.dims = qp.dims;
+  std::vector<int32_t> ptable(static_cast<size_t>(pblocks));
+  for (int i = 0; i < pblocks; ++i) ptable[size_t(i)] = i;
+  std::vector<int32_t> pqsl = {0, int32_t(T)}, plens = {int32_t(T)};
+  kernels::attention_batch pb;
+  pb.query_start_loc = be->upload_indices(pqsl, {2});
+  pb.seq_lens = be->upload_indices(plens, {1});
+  pb.block_tables = be->upload_indices(ptable, {1, pblocks});
+  pb.max_query_len = int32_t(T);
+  pb.max_seq_len = int32_t(T);
+  pb.scale = 0.088f;
+  const double attn_flops = 2.0 * 2.0 * double(T) * double(T) / 2 * double(qo);
+  t = per_call(*be, 10, [&] { be->paged_attention(qp, kcp, vcp, pb, op); });
+  std::printf("  paged_attention prefill %lld tokens: %.1f us (%.0f TFLOP/s causal)\n", (long long)T, t * 1e6,
+              attn_flops / t / 1e12);
+  kernels::cuda_use_prefill_kernel(*be, false);
+  t = per_call(*be, 3, [&] { be->paged_attention(qp, kcp, vcp, pb, op); });
+  std::printf("  paged_attention prefill %lld tokens, per-row kernel: %.1f us\n", (long long)T, t * 1e6);
+  const std::string err = kernels::cuda_backend_error(*be);
+  if (!err.empty()) std::printf("  backend error: %s\n", err.c_str());
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -174,9 +320,10 @@ int main(int argc, char** argv) {
     else if (a == "--decode") opt.decode = std::atoi(next().c_str());
     else if (a == "--prefill") opt.prefill = std::atoi(next().c_str());
     else if (a == "--cublas-gemv") opt.cublas_gemv = true;
+    else if (a == "--ops") opt.ops = true;
     else {
       std::fprintf(stderr, "usage: cuda_bench [--shape llama2-7b|llama3-8b] [--prompt N] [--decode N] [--prefill N] "
-                           "[--cublas-gemv]\n");
+                           "[--cublas-gemv] [--ops]\n");
       return 2;
     }
   }
@@ -191,6 +338,10 @@ int main(int argc, char** argv) {
   const double bw = copy_bandwidth();
   const double flops = gemm_rate();
   std::printf("card %s: copy bandwidth %.0f GB/s, bf16 GEMM %.0f TFLOP/s\n", prop.name, bw / 1e9, flops / 1e12);
+  if (opt.ops) {
+    op_profile(shape_of(opt.shape), opt.shape);
+    return 0;
+  }
 
   const auto cfg = shape_of(opt.shape);
   kernels::cuda_set_dummy_weights(*be, 1234);
@@ -235,6 +386,18 @@ int main(int argc, char** argv) {
     if (r > 0) prefill_times.push_back(seconds_since(start));
   }
   const double t_prefill = median(prefill_times);
+  // Where the GPU time goes: each op timed with CUDA events (slower than the runs above).
+  kernels::cuda_profile(*be, true);
+  decode_run(**model, *cache, prompt, 32);
+  const std::string decode_profile = kernels::cuda_profile_report(*be);
+  {
+    sequence_runner runner(**model, *cache);
+    if (!runner.feed(long_prompt)) return 1;
+  }
+  const std::string prefill_profile = kernels::cuda_profile_report(*be);
+  kernels::cuda_profile(*be, false);
+  std::printf("\nGPU time per op, %d-token prompt then 32 decode steps:\n%s", opt.prompt, decode_profile.c_str());
+  std::printf("GPU time per op, prefill of %d tokens:\n%s", opt.prefill, prefill_profile.c_str());
   const double prefill_flops = 2.0 * double(params) * opt.prefill;
   const std::string err = kernels::cuda_backend_error(*be);
   if (!err.empty()) {

@@ -7,11 +7,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 grep -qxF '/.device-cuda/' .git/info/exclude 2>/dev/null || echo '/.device-cuda/' >> .git/info/exclude
 cmake -S . -B build-cuda -DCMAKE_BUILD_TYPE=Release >/dev/null
-targets=(kernels_test_cuda_ops kernels_test_cuda_attention kernels_test_cuda_model cuda_bench)
+targets=(kernels_test_cuda_ops kernels_test_cuda_attention kernels_test_cuda_model cuda_bench troupe)
 cmake --build build-cuda -j "${JOBS:-2}" --target "${targets[@]}" >/dev/null
 rm -rf .device-cuda && mkdir -p .device-cuda/bin .device-cuda/lib
 cp build-cuda/tests/kernels_test_cuda_ops build-cuda/tests/kernels_test_cuda_attention \
-   build-cuda/tests/kernels_test_cuda_model build-cuda/bench/cuda_bench .device-cuda/bin/
+   build-cuda/tests/kernels_test_cuda_model build-cuda/bench/cuda_bench build-cuda/troupe .device-cuda/bin/
 strip --strip-unneeded .device-cuda/bin/*
 for bin in .device-cuda/bin/*; do
   ldd "$bin" | awk '$3 ~ /^\// {print $1, $3}'
@@ -21,6 +21,8 @@ done | sort -u | while read -r soname path; do
   esac
   cp "$(readlink -f "$path")" ".device-cuda/lib/$soname"
 done
+# Compressed, to stay under the call's 64 MiB (scripts/gpu_cuda.sh unpacks it).
+tar czf .device-cuda/lib.tgz -C .device-cuda lib && rm -rf .device-cuda/lib
 echo "$PWD" > .device-cuda/source_dir
 git rev-parse --short HEAD > .device-cuda/commit
 du -sh .device-cuda

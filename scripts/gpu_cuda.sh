@@ -2,13 +2,14 @@
 # Run ON the GPU machine (after scripts/device_prepare_cuda.sh here, carrying .device-cuda): every CUDA
 # test, the CUDA model against transformers in bf16 on random-weight models, and the benchmarks
 # (decode-1 and prefill-2k against the card's measured ceilings). Logs go to $OUT; a table is last.
-# STEPS (default "tests hf bench") picks parts.
+# STEPS (default "tests hf generate bench"; also "ops": time each op alone) picks parts.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/gpu_cuda_out}
 mkdir -p "$OUT"
-STEPS=${STEPS:-tests hf bench}
+STEPS=${STEPS:-tests hf generate bench}
 bin=.device-cuda/bin
+[ -d .device-cuda/lib ] || tar xzf .device-cuda/lib.tgz -C .device-cuda
 # cuBLAS from the machine's CUDA toolkit or its PyTorch wheels.
 cublas=$(find /usr/local/cuda*/ /usr/lib /opt -name 'libcublasLt.so.13*' 2>/dev/null | head -1)
 [ -n "$cublas" ] || { echo "no libcublasLt.so.13 on this machine"; exit 1; }
@@ -72,6 +73,39 @@ PY
       note "transformers bf16 $shape" "python failed"
     fi
   done
+fi
+
+if [[ " $STEPS " == *" generate "* ]]; then
+  # troupe generate --device cuda (bf16) against transformers' greedy ids in bf16 and float32, 64 tokens.
+  prompts=("Once upon a time" "Lily and Tom went to the park." "The dog ran to")
+  same_bf16=0; same_f32=0
+  for p in "${prompts[@]}"; do
+    ours=$($bin/troupe generate --model models/stories260k --device cuda --dtype bfloat16 --prompt "$p" \
+           --max-tokens 64 --temperature 0 --ignore-eos --json 2>>"$OUT/generate.log")
+    echo "$ours" >> "$OUT/generate.log"
+    verdict=$(OURS="$ours" python3 - 2>>"$OUT/generate.log" <<'PY'
+import json, os, torch
+from transformers import LlamaForCausalLM
+ours = json.loads(os.environ["OURS"])
+ids = torch.tensor([ours["prompt_ids"]]).cuda()
+res = []
+for dt in (torch.bfloat16, torch.float32):
+    m = LlamaForCausalLM.from_pretrained("models/stories260k", dtype=dt).cuda().eval()
+    out = m.generate(ids, max_new_tokens=64, min_new_tokens=64, do_sample=False)[0, ids.shape[1]:].tolist()
+    n = next((i for i, (a, b) in enumerate(zip(out, ours["output_ids"])) if a != b), len(out))
+    res.append(f"{int(out == ours['output_ids'])}:{n}")
+print(" ".join(res))
+PY
+)
+    echo "generate '$p': equal:first-difference bf16 $(echo $verdict | cut -d' ' -f1), f32 $(echo $verdict | cut -d' ' -f2)" | tee -a "$OUT/generate.log"
+    [[ "$verdict" == 1:* ]] && same_bf16=$((same_bf16 + 1))
+    [[ "$verdict" == *" 1:"* ]] && same_f32=$((same_f32 + 1))
+  done
+  note "generate --device cuda, stories260k" "greedy 64 tokens equal to transformers bf16 in $same_bf16/3, float32 in $same_f32/3"
+fi
+
+if [[ " $STEPS " == *" ops "* ]]; then
+  $bin/cuda_bench --ops --shape "${OPS_SHAPE:-llama2-7b}" 2>&1 | tee "$OUT/ops.log"
 fi
 
 if [[ " $STEPS " == *" bench "* ]]; then

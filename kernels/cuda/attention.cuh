@@ -1,5 +1,5 @@
-// Causal paged attention: a per-row kernel split over long contexts (decode, any head_dim that is
-// a multiple of 8 up to 256) and a tensor-core flash-attention kernel for prefill (head_dim 64, 128).
+// Causal paged attention: a per-row kernel split over long contexts (decode; head_dim 8, 16, 32, 64,
+// 128 or 256) and a tensor-core flash-attention kernel for prefill (head_dim 64, 128).
 #pragma once
 
 #include <cuda_runtime.h>
@@ -30,13 +30,16 @@ struct split_plan {
   int num_splits = 1;
   int keys_per_split = 0;
   int64_t scratch_floats = 0;
+  int64_t counters = 0;  ///< zeroed ints the kernel needs when num_splits > 1 (and leaves zeroed)
 };
 
 bool rows_supported(int head_dim);
 split_plan plan_rows(const attention_args& a, int num_sms);
 /// The per-row kernel: one block per (row, KV head, group of up to 8 query heads, split); the keys
-/// and values of a KV head are loaded once for all its query heads. scratch: plan.scratch_floats.
-cudaError_t attention_rows(dtype type, const attention_args& a, const split_plan& plan, float* scratch,
+/// and values of a KV head are loaded once for all its query heads; with several splits, the last
+/// block of a row to finish combines them. scratch: plan.scratch_floats; counters: plan.counters
+/// ints, zero before the call and zero after it.
+cudaError_t attention_rows(dtype type, const attention_args& a, const split_plan& plan, float* scratch, int* counters,
                            cudaStream_t stream);
 
 bool prefill_supported(dtype type, int head_dim);

@@ -1,6 +1,7 @@
 // Paged attention for prefill, flash-attention style on the tensor cores (mma.sync m16n8k16, which
 // sm_80 to sm_90 all have). A block of four warps takes 64 query rows of one sequence and one head;
-// each warp owns 16 rows. Per 64-key tile gathered from the paged cache into shared memory:
+// each warp owns 16 rows. Per 64-key tile gathered from the paged cache into shared memory (cp.async,
+// two stages: the next tile loads while this one is used; fragments through ldmatrix):
 // S = Q Kᵀ (float32 accumulators), causal and sliding-window masks, online softmax with the row
 // statistics in registers, then O += P V with P rounded to the compute type. The keys cover the
 // cached prefix too, so chunked prefill and prefix-cache hits need nothing special.
@@ -47,20 +48,56 @@ __device__ __forceinline__ uint32_t pack_elements(T lo, T hi) {
 
 __device__ __forceinline__ uint32_t load32(const void* p) { return *reinterpret_cast<const uint32_t*>(p); }
 
+// Four 8x8 matrices of 16-bit elements from shared memory; lanes 8i..8i+7 give matrix i's row addresses.
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* p) {
+  const auto a = static_cast<uint32_t>(__cvta_generic_to_shared(p));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(a));
+}
+
+// The same, each matrix transposed.
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* p) {
+  const auto a = static_cast<uint32_t>(__cvta_generic_to_shared(p));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(a));
+}
+
+// 16 bytes global -> shared without passing through registers; zeros when !valid.
+__device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid) {
+  const auto d = static_cast<uint32_t>(__cvta_generic_to_shared(dst));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(src), "r"(valid ? 16 : 0));
+}
+
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+
+template <int pending>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(pending));
+}
+
+template <class T, int D>
+constexpr int smem_bytes() {
+  return 4 * tile_k * (D + 8) * static_cast<int>(sizeof(T));  // two stages of K and V tiles
+}
+
 template <class T, int D>
 __global__ void __launch_bounds__(threads) prefill_kernel(attention_args a) {
-  constexpr int stride = D + 8;  // padded shared rows: the fragment loads hit distinct banks
-  __shared__ alignas(16) T ks[tile_k * stride];
-  __shared__ alignas(16) T vs[tile_k * stride];
+  constexpr int stride = D + 8;  // padded shared rows: ldmatrix rows fall in distinct banks
+  constexpr int tile_elems = tile_k * stride;
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  T* const smem = reinterpret_cast<T*>(smem_raw);  // stage s: K at 2s, V at 2s + 1 tiles
   const int s = blockIdx.y, h = blockIdx.z;
   const int q0 = a.query_start_loc[s], q_len = a.query_start_loc[s + 1] - q0;
-  const int tile_row = blockIdx.x * tile_q;
+  const int tile_row = (gridDim.x - 1 - blockIdx.x) * tile_q;  // the longest rows first
   if (tile_row >= q_len) return;
   const int len = a.seq_lens[s], start = len - q_len;
   const int g = h / (a.heads / a.kv_heads);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, gid = lane / 4, tig = lane % 4;
   const int r_lo = tile_row + warp * 16 + gid, r_hi = r_lo + 8;  // query rows of this thread
   const int p_lo = start + r_lo, p_hi = start + r_hi;            // their positions
+  const int warp_first = start + tile_row + warp * 16, warp_last = warp_first + 15;
 
   // Q fragments for the whole head_dim, kept in registers.
   uint32_t qa[D / 16][4];
@@ -88,21 +125,36 @@ __global__ void __launch_bounds__(threads) prefill_kernel(attention_args a) {
   const T* vc = static_cast<const T*>(a.v_cache);
   const int32_t* table = a.block_tables + int64_t{s} * a.max_blocks;
 
-  for (int k0 = kbeg; k0 < kend; k0 += tile_k) {
-    __syncthreads();  // every warp is done with the previous tile
+  // Gathers keys [k0, k0 + tile_k) of the sequence from the paged cache into a stage, asynchronously.
+  auto load_tile = [&](int k0, int stage) {
+    T* ks = smem + 2 * stage * tile_elems;
+    T* vs = ks + tile_elems;
     for (int c = threadIdx.x; c < tile_k * (D / 8); c += threads) {
       const int key = c / (D / 8), part = c % (D / 8), p = k0 + key;
-      int4 kv = make_int4(0, 0, 0, 0), vv = make_int4(0, 0, 0, 0);
-      if (p < kend) {
+      const bool valid = p < kend;
+      int64_t off = 0;
+      if (valid) {
         const int64_t slot = int64_t{table[p / a.block_size]} * a.block_size + p % a.block_size;
-        const int64_t off = (slot * a.kv_heads + g) * D + part * 8;
-        kv = *reinterpret_cast<const int4*>(kc + off);
-        vv = *reinterpret_cast<const int4*>(vc + off);
+        off = (slot * a.kv_heads + g) * D + part * 8;
       }
-      *reinterpret_cast<int4*>(ks + key * stride + part * 8) = kv;
-      *reinterpret_cast<int4*>(vs + key * stride + part * 8) = vv;
+      cp_async16(ks + key * stride + part * 8, kc + off, valid);
+      cp_async16(vs + key * stride + part * 8, vc + off, valid);
+    }
+    cp_async_commit();
+  };
+
+  int stage = 0;
+  if (kbeg < kend) load_tile(kbeg, 0);
+  for (int k0 = kbeg; k0 < kend; k0 += tile_k) {
+    if (k0 + tile_k < kend) {
+      load_tile(k0 + tile_k, stage ^ 1);  // the next tile streams in while this one is used
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<0>();
     }
     __syncthreads();
+    const T* ks = smem + 2 * stage * tile_elems;
+    const T* vs = ks + tile_elems;
 
     float sc[tile_k / 8][4];
 #pragma unroll
@@ -110,19 +162,26 @@ __global__ void __launch_bounds__(threads) prefill_kernel(attention_args a) {
 #pragma unroll
     for (int kk = 0; kk < D / 16; ++kk)
 #pragma unroll
-      for (int nt = 0; nt < tile_k / 8; ++nt) {
-        const T* kp = ks + (nt * 8 + gid) * stride + kk * 16 + tig * 2;
-        mma16816<T>(sc[nt], qa[kk], load32(kp), load32(kp + 8));
+      for (int nt = 0; nt < tile_k / 8; nt += 2) {
+        uint32_t b[4];  // (keys nt, dims lo), (nt, hi), (nt + 1, lo), (nt + 1, hi)
+        ldmatrix_x4(b, ks + (nt * 8 + (lane & 7) + ((lane >> 4) << 3)) * stride + kk * 16 + ((lane >> 3) & 1) * 8);
+        mma16816<T>(sc[nt], qa[kk], b[0], b[1]);
+        mma16816<T>(sc[nt + 1], qa[kk], b[2], b[3]);
       }
 
+    // Masks only where a tile crosses the diagonal, the window's edge or the end of the keys.
+    const bool full = k0 + tile_k - 1 <= warp_first && (a.sliding_window <= 0 || k0 > warp_last - a.sliding_window);
     float mx_lo = -INFINITY, mx_hi = -INFINITY;
 #pragma unroll
     for (int nt = 0; nt < tile_k / 8; ++nt)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        const int key = k0 + nt * 8 + tig * 2 + (e & 1);
-        const int pos = e < 2 ? p_lo : p_hi;
-        const bool ok = key <= pos && key < kend && (a.sliding_window <= 0 || key > pos - a.sliding_window);
+        bool ok = true;
+        if (!full) {
+          const int key = k0 + nt * 8 + tig * 2 + (e & 1);
+          const int pos = e < 2 ? p_lo : p_hi;
+          ok = key <= pos && key < kend && (a.sliding_window <= 0 || key > pos - a.sliding_window);
+        }
         sc[nt][e] = ok ? sc[nt][e] * sl2 : -INFINITY;
         if (e < 2) mx_lo = fmaxf(mx_lo, sc[nt][e]); else mx_hi = fmaxf(mx_hi, sc[nt][e]);
       }
@@ -160,13 +219,16 @@ __global__ void __launch_bounds__(threads) prefill_kernel(attention_args a) {
       const uint32_t pa[4] = {pack_floats<T>(sc[2 * j][0], sc[2 * j][1]), pack_floats<T>(sc[2 * j][2], sc[2 * j][3]),
                               pack_floats<T>(sc[2 * j + 1][0], sc[2 * j + 1][1]),
                               pack_floats<T>(sc[2 * j + 1][2], sc[2 * j + 1][3])};
-      const T* v0 = vs + (j * 16 + tig * 2) * stride + gid;
 #pragma unroll
-      for (int dt = 0; dt < D / 8; ++dt) {
-        const T* vp = v0 + dt * 8;
-        mma16816<T>(o[dt], pa, pack_elements(vp[0], vp[stride]), pack_elements(vp[8 * stride], vp[9 * stride]));
+      for (int dt = 0; dt < D / 8; dt += 2) {
+        uint32_t b[4];  // transposed: (keys lo, dims dt), (keys hi, dt), (keys lo, dt + 1), (keys hi, dt + 1)
+        ldmatrix_x4_trans(b, vs + (j * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * stride + dt * 8 + (lane >> 4) * 8);
+        mma16816<T>(o[dt], pa, b[0], b[1]);
+        mma16816<T>(o[dt + 1], pa, b[2], b[3]);
       }
     }
+    __syncthreads();  // every warp is done with this stage before the next load overwrites it
+    stage ^= 1;
   }
 #pragma unroll
   for (int off = 1; off <= 2; off <<= 1) {
@@ -185,6 +247,16 @@ __global__ void __launch_bounds__(threads) prefill_kernel(attention_args a) {
   }
 }
 
+template <class T, int D>
+cudaError_t launch_prefill(const attention_args& a, dim3 grid, cudaStream_t stream) {
+  constexpr int bytes = smem_bytes<T, D>();
+  if (cudaError_t e = cudaFuncSetAttribute(prefill_kernel<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+      e != cudaSuccess)
+    return e;
+  prefill_kernel<T, D><<<grid, threads, bytes, stream>>>(a);
+  return cudaGetLastError();
+}
+
 }  // namespace
 
 bool prefill_supported(dtype type, int head_dim) {
@@ -196,14 +268,13 @@ cudaError_t attention_prefill(dtype type, const attention_args& a, cudaStream_t 
   if (!prefill_supported(type, a.head_dim)) return cudaErrorInvalidValue;
   dim3 grid(static_cast<unsigned>((a.max_query_len + tile_q - 1) / tile_q), static_cast<unsigned>(a.num_seqs),
             static_cast<unsigned>(a.heads));
+  cudaError_t result = cudaSuccess;
   dispatch_type(type, [&](auto e) {
     using T = decltype(e);
-    if constexpr (!std::is_same_v<T, float>) {
-      if (a.head_dim == 64) prefill_kernel<T, 64><<<grid, threads, 0, stream>>>(a);
-      else prefill_kernel<T, 128><<<grid, threads, 0, stream>>>(a);
-    }
+    if constexpr (!std::is_same_v<T, float>)
+      result = a.head_dim == 64 ? launch_prefill<T, 64>(a, grid, stream) : launch_prefill<T, 128>(a, grid, stream);
   });
-  return cudaGetLastError();
+  return result;
 }
 
 }  // namespace troupe::kernels::cuda

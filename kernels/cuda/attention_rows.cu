@@ -1,7 +1,7 @@
 // Paged attention, one query row at a time (decode; also any head_dim the prefill kernel lacks).
 // A block serves one row, one KV head and up to eight of its query heads, so each key and value
 // is loaded once for the whole group; a subgroup of head_dim / 8 lanes takes one key (16 bytes per
-// lane), and long contexts are split over blocks whose partial results a second kernel combines.
+// lane), and long contexts are split over blocks whose partial results the last of them combines.
 #include "kernels/cuda/attention.cuh"
 #include "kernels/cuda/cuda_common.cuh"
 
@@ -14,7 +14,8 @@ namespace {
 
 constexpr int warps = 4;
 constexpr int max_group = 8;           // query heads per block
-constexpr int min_keys_per_split = 64;
+constexpr int min_keys_per_split = 32;
+constexpr int unroll = 4;               // keys per subgroup in flight
 constexpr float log2e = 1.4426950408889634f;
 
 template <class T>
@@ -36,7 +37,7 @@ __device__ __forceinline__ int find_sequence(const int32_t* qsl, int num_seqs, i
 
 template <class T, int D>
 __global__ void __launch_bounds__(warps * 32)
-    rows_kernel(attention_args a, int num_splits, int keys_per_split, float* scratch) {
+    rows_kernel(attention_args a, int num_splits, int keys_per_split, float* scratch, int* counters) {
   constexpr int lanes_per_key = D / 8, keys_per_warp = 32 / lanes_per_key, subs = warps * keys_per_warp;
   __shared__ float sm_m[subs][max_group], sm_l[subs][max_group];
   __shared__ float sm_acc[subs][max_group][D];
@@ -71,37 +72,48 @@ __global__ void __launch_bounds__(warps * 32)
   const T* kc = static_cast<const T*>(a.k_cache);
   const T* vc = static_cast<const T*>(a.v_cache);
   const int32_t* table = a.block_tables + int64_t{s} * a.max_blocks;
-  for (int base = kbeg + warp * keys_per_warp; base < kend; base += warps * keys_per_warp) {
-    const int p = base + sub;
-    const bool valid = p < kend;
-    vec8<T> kv{}, vv{};
-    if (valid) {
-      const int64_t slot = int64_t{table[p / a.block_size]} * a.block_size + p % a.block_size;
-      const int64_t off = (slot * a.kv_heads + g) * D + part * 8;
-      kv = load8(kc + off);
-      vv = load8(vc + off);
+  // Each pass takes `unroll` keys per subgroup, all loads issued before the first is used.
+  constexpr int step = warps * keys_per_warp;
+  for (int base = kbeg + warp * keys_per_warp; base < kend; base += step * unroll) {
+    vec8<T> kv[unroll], vv[unroll];
+    bool valid[unroll];
+#pragma unroll
+    for (int u = 0; u < unroll; ++u) {
+      const int p = base + u * step + sub;
+      valid[u] = p < kend;
+      kv[u] = vec8<T>{};
+      vv[u] = vec8<T>{};
+      if (valid[u]) {
+        const int64_t slot = int64_t{table[p / a.block_size]} * a.block_size + p % a.block_size;
+        const int64_t off = (slot * a.kv_heads + g) * D + part * 8;
+        kv[u] = load8(kc + off);
+        vv[u] = load8(vc + off);
+      }
     }
-    float kf[8], vf[8];
 #pragma unroll
-    for (int e = 0; e < 8; ++e) {
-      kf[e] = to_f(kv.v[e]);
-      vf[e] = to_f(vv.v[e]);
-    }
+    for (int u = 0; u < unroll; ++u) {
+      float kf[8], vf[8];
 #pragma unroll
-    for (int i = 0; i < max_group; ++i) {
-      if (i >= hcount) continue;  // uniform over the block
-      float d = 0.0f;
+      for (int e = 0; e < 8; ++e) {
+        kf[e] = to_f(kv[u].v[e]);
+        vf[e] = to_f(vv[u].v[e]);
+      }
 #pragma unroll
-      for (int e = 0; e < 8; ++e) d += qf[i][e] * kf[e];
+      for (int i = 0; i < max_group; ++i) {
+        if (i >= hcount) continue;  // uniform over the block
+        float d = 0.0f;
 #pragma unroll
-      for (int o = lanes_per_key / 2; o > 0; o >>= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
-      if (valid) {
-        const float mn = fmaxf(m[i], d);
-        const float c = exp2f(m[i] - mn), w = exp2f(d - mn);
-        l[i] = l[i] * c + w;
+        for (int e = 0; e < 8; ++e) d += qf[i][e] * kf[e];
 #pragma unroll
-        for (int e = 0; e < 8; ++e) acc[i][e] = acc[i][e] * c + w * vf[e];
-        m[i] = mn;
+        for (int o = lanes_per_key / 2; o > 0; o >>= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
+        if (valid[u]) {
+          const float mn = fmaxf(m[i], d);
+          const float c = exp2f(m[i] - mn), w = exp2f(d - mn);
+          l[i] = l[i] * c + w;
+#pragma unroll
+          for (int e = 0; e < 8; ++e) acc[i][e] = acc[i][e] * c + w * vf[e];
+          m[i] = mn;
+        }
       }
     }
   }
@@ -141,38 +153,44 @@ __global__ void __launch_bounds__(warps * 32)
       }
     }
   }
-}
-
-// Combines the splits of one (row, head): weights 2^(m_z - max m) on partial sums and denominators.
-template <class T>
-__global__ void combine_kernel(attention_args a, int num_splits, const float* scratch) {
-  const int64_t row = blockIdx.x;  // t * heads + h
-  const int D = a.head_dim;
+  if (num_splits == 1) return;
+  // The last block of this (row, head group) to finish combines every split: weights 2^(m_z - max m)
+  // on the partial sums and denominators (the counter is reset for the next call).
+  __shared__ bool last;
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    int* counter = counters + blockIdx.x * gridDim.y + blockIdx.y;
+    last = atomicAdd(counter, 1) == num_splits - 1;
+    if (last) *counter = 0;
+  }
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
   const float* ml = scratch + int64_t{a.tokens} * a.heads * num_splits * D;
-  float mx = -INFINITY;
-  for (int z = 0; z < num_splits; ++z) mx = fmaxf(mx, ml[(row * num_splits + z) * 2]);
-  for (int d = threadIdx.x; d < D; d += blockDim.x) {
+  for (int idx = threadIdx.x; idx < hcount * D; idx += blockDim.x) {
+    const int i = idx / D, d = idx % D;
+    const int64_t row = int64_t{t} * a.heads + h0 + i;
+    float mx = -INFINITY;
+    for (int z = 0; z < num_splits; ++z) mx = fmaxf(mx, __ldcg(ml + (row * num_splits + z) * 2));
     float total = 0.0f, total_l = 0.0f;
     if (mx != -INFINITY)
       for (int z = 0; z < num_splits; ++z) {
-        const float mz = ml[(row * num_splits + z) * 2];
+        const float mz = __ldcg(ml + (row * num_splits + z) * 2);
         const float w = mz == -INFINITY ? 0.0f : exp2f(mz - mx);
-        total_l += w * ml[(row * num_splits + z) * 2 + 1];
-        total += w * scratch[(row * num_splits + z) * D + d];
+        total_l += w * __ldcg(ml + (row * num_splits + z) * 2 + 1);
+        total += w * __ldcg(scratch + (row * num_splits + z) * D + d);
       }
     static_cast<T*>(a.out)[row * D + d] = from_f<T>(total_l > 0.0f ? total / total_l : 0.0f);
   }
 }
 
 template <class T, int D>
-void launch_rows(const attention_args& a, const split_plan& plan, float* scratch, cudaStream_t stream) {
+void launch_rows(const attention_args& a, const split_plan& plan, float* scratch, int* counters, cudaStream_t stream) {
   const int group = a.heads / a.kv_heads, chunks = (group + max_group - 1) / max_group;
   dim3 grid(static_cast<unsigned>(a.tokens), static_cast<unsigned>(a.kv_heads * chunks),
             static_cast<unsigned>(plan.num_splits));
-  rows_kernel<T, D><<<grid, warps * 32, 0, stream>>>(a, plan.num_splits, plan.keys_per_split, scratch);
-  if (plan.num_splits > 1)
-    combine_kernel<T><<<static_cast<unsigned>(int64_t{a.tokens} * a.heads), D < 32 ? 32 : D, 0, stream>>>(
-        a, plan.num_splits, scratch);
+  rows_kernel<T, D><<<grid, warps * 32, 0, stream>>>(a, plan.num_splits, plan.keys_per_split, scratch, counters);
 }
 
 }  // namespace
@@ -188,7 +206,7 @@ split_plan plan_rows(const attention_args& a, int num_sms) {
   split_plan p;
   const int group = a.heads / a.kv_heads, chunks = (group + max_group - 1) / max_group;
   const int64_t base = int64_t{a.tokens} * a.kv_heads * chunks;
-  const int64_t want = 2LL * num_sms;
+  const int64_t want = 4LL * num_sms;
   const int64_t by_length = (a.max_seq_len + min_keys_per_split - 1) / min_keys_per_split;
   int64_t splits = 1;
   if (base < want) splits = std::min<int64_t>(by_length, (want + base - 1) / base);
@@ -196,10 +214,11 @@ split_plan plan_rows(const attention_args& a, int num_sms) {
   p.keys_per_split = (a.max_seq_len + p.num_splits - 1) / p.num_splits;
   if (p.keys_per_split < 1) p.keys_per_split = 1;
   p.scratch_floats = p.num_splits > 1 ? int64_t{a.tokens} * a.heads * p.num_splits * (a.head_dim + 2) : 0;
+  p.counters = p.num_splits > 1 ? int64_t{a.tokens} * a.kv_heads * chunks : 0;
   return p;
 }
 
-cudaError_t attention_rows(dtype type, const attention_args& a, const split_plan& plan, float* scratch,
+cudaError_t attention_rows(dtype type, const attention_args& a, const split_plan& plan, float* scratch, int* counters,
                            cudaStream_t stream) {
   if (a.tokens <= 0) return cudaSuccess;
   if (!rows_supported(a.head_dim) || type == dtype::f32) return cudaErrorInvalidValue;
@@ -207,12 +226,12 @@ cudaError_t attention_rows(dtype type, const attention_args& a, const split_plan
     using T = decltype(e);
     if constexpr (!std::is_same_v<T, float>) {
       switch (a.head_dim) {
-        case 8: launch_rows<T, 8>(a, plan, scratch, stream); break;
-        case 16: launch_rows<T, 16>(a, plan, scratch, stream); break;
-        case 32: launch_rows<T, 32>(a, plan, scratch, stream); break;
-        case 64: launch_rows<T, 64>(a, plan, scratch, stream); break;
-        case 128: launch_rows<T, 128>(a, plan, scratch, stream); break;
-        case 256: launch_rows<T, 256>(a, plan, scratch, stream); break;
+        case 8: launch_rows<T, 8>(a, plan, scratch, counters, stream); break;
+        case 16: launch_rows<T, 16>(a, plan, scratch, counters, stream); break;
+        case 32: launch_rows<T, 32>(a, plan, scratch, counters, stream); break;
+        case 64: launch_rows<T, 64>(a, plan, scratch, counters, stream); break;
+        case 128: launch_rows<T, 128>(a, plan, scratch, counters, stream); break;
+        case 256: launch_rows<T, 256>(a, plan, scratch, counters, stream); break;
         default: break;
       }
     }

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "kernels/cuda/convert.cuh"
+#include "kernels/cuda/gemv.cuh"
 #include "kernels/cuda/cuda_backend.hpp"
 #include "kernels/cuda/cuda_backend_impl.cuh"
 
@@ -31,7 +32,14 @@ bool cuda_set_dummy_weights(backend& be, uint64_t seed) {
 bool cuda_use_own_gemv(backend& be, bool on) {
   auto* c = dynamic_cast<cuda::cuda_backend*>(&be);
   if (c == nullptr) return false;
-  c->set_own_gemv(on);
+  c->set_gemv_variant(on ? 1 : 0);
+  return true;
+}
+
+bool cuda_set_gemv_variant(backend& be, int variant) {
+  auto* c = dynamic_cast<cuda::cuda_backend*>(&be);
+  if (c == nullptr || variant < 0 || variant > cuda::gemv_variants) return false;
+  c->set_gemv_variant(variant);
   return true;
 }
 
@@ -40,6 +48,18 @@ bool cuda_use_prefill_kernel(backend& be, bool on) {
   if (c == nullptr) return false;
   c->set_prefill_kernel(on);
   return true;
+}
+
+bool cuda_profile(backend& be, bool on) {
+  auto* c = dynamic_cast<cuda::cuda_backend*>(&be);
+  if (c == nullptr) return false;
+  c->set_profiling(on);
+  return true;
+}
+
+std::string cuda_profile_report(backend& be) {
+  auto* c = dynamic_cast<cuda::cuda_backend*>(&be);
+  return c != nullptr ? c->profile_report() : std::string();
 }
 
 }  // namespace troupe::kernels
@@ -91,6 +111,7 @@ std::unique_ptr<cuda_backend> cuda_backend::create(int device, dtype compute, st
 }
 
 cuda_backend::~cuda_backend() {
+  flush();
   if (ctx_) cudaStreamSynchronize(ctx_->stream);
   blas_workspace_.reset();
   if (blas_ != nullptr) cublasDestroy(blas_);
@@ -180,6 +201,7 @@ index_tensor cuda_backend::upload_indices(std::span<const int32_t> host, shape d
 
 void cuda_backend::copy_to_device(std::span<const float> host, tensor& dst) {
   TROUPE_CHECK(static_cast<int64_t>(host.size()) == dst.numel());
+  flush();
   if (!ok() || host.empty()) return;
   if (dst.type == dtype::f32) {
     TROUPE_CUDA_OK(cudaMemcpyAsync(dst.data, host.data(), host.size_bytes(), cudaMemcpyHostToDevice, ctx_->stream));
@@ -194,6 +216,7 @@ void cuda_backend::copy_to_device(std::span<const float> host, tensor& dst) {
 void cuda_backend::copy_to_host(const tensor& src, std::span<float> host) {
   TROUPE_CHECK(static_cast<int64_t>(host.size()) == src.numel());
   auto poison = [&] { std::fill(host.begin(), host.end(), std::numeric_limits<float>::quiet_NaN()); };
+  flush();
   if (!ok()) return poison();
   if (host.empty()) return;
   std::shared_ptr<void> staging;
@@ -209,6 +232,74 @@ void cuda_backend::copy_to_host(const tensor& src, std::span<float> host) {
   if (!ok()) poison();
 }
 
-void cuda_backend::synchronize() { TROUPE_CUDA_OK(cudaStreamSynchronize(ctx_->stream)); }
+cudaEvent_t cuda_backend::take_event() {
+  if (!spare_events_.empty()) {
+    cudaEvent_t e = spare_events_.back();
+    spare_events_.pop_back();
+    return e;
+  }
+  cudaEvent_t e = nullptr;
+  TROUPE_CUDA_OK(cudaEventCreate(&e));
+  return e;
+}
+
+int cuda_backend::profile_begin(const char* name) {
+  if (!profiling_ || !ok()) return -1;
+  timed_op op{name, take_event(), take_event()};
+  if (op.start == nullptr || op.stop == nullptr) return -1;
+  TROUPE_CUDA_OK(cudaEventRecord(op.start, ctx_->stream));
+  timed_.push_back(op);
+  return static_cast<int>(timed_.size()) - 1;
+}
+
+void cuda_backend::profile_end(int index) {
+  if (index >= 0) TROUPE_CUDA_OK(cudaEventRecord(timed_[static_cast<size_t>(index)].stop, ctx_->stream));
+}
+
+std::string cuda_backend::profile_report() {
+  synchronize();
+  struct total {
+    int calls = 0;
+    double ms = 0;
+  };
+  std::vector<std::pair<std::string, total>> rows;
+  double busy = 0, span = 0;
+  for (const auto& op : timed_) {
+    float ms = 0;
+    cudaEventElapsedTime(&ms, op.start, op.stop);
+    auto it = std::find_if(rows.begin(), rows.end(), [&](const auto& r) { return r.first == op.name; });
+    if (it == rows.end()) it = rows.insert(rows.end(), {op.name, total{}});
+    it->second.calls++;
+    it->second.ms += ms;
+    busy += ms;
+  }
+  if (!timed_.empty()) {
+    float ms = 0;
+    cudaEventElapsedTime(&ms, timed_.front().start, timed_.back().stop);
+    span = ms;
+  }
+  for (const auto& op : timed_) {
+    spare_events_.push_back(op.start);
+    spare_events_.push_back(op.stop);
+  }
+  timed_.clear();
+  std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.second.ms > b.second.ms; });
+  std::string out;
+  char line[160];
+  for (const auto& [name, t] : rows) {
+    std::snprintf(line, sizeof line, "  %-28s %7d calls %9.3f ms %5.1f%%\n", name.c_str(), t.calls, t.ms,
+                  busy > 0 ? 100.0 * t.ms / busy : 0.0);
+    out += line;
+  }
+  std::snprintf(line, sizeof line, "  ops %.3f ms of %.3f ms from the first op's start to the last op's end: %.1f%% busy\n",
+                busy, span, span > 0 ? 100.0 * busy / span : 0.0);
+  out += line;
+  return out;
+}
+
+void cuda_backend::synchronize() {
+  flush();
+  TROUPE_CUDA_OK(cudaStreamSynchronize(ctx_->stream));
+}
 
 }  // namespace troupe::kernels::cuda

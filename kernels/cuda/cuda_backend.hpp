@@ -28,8 +28,20 @@ bool cuda_set_dummy_weights(backend& be, uint64_t seed);
 /// uses troupe's own kernel, false cuBLAS. False for other backends.
 bool cuda_use_own_gemv(backend& be, bool on);
 
+/// Picks the matrix-vector kernel: 0 cuBLAS, 1 to 6 troupe's tilings (1 is the default). False for
+/// other backends or an unknown variant. For benchmarks.
+bool cuda_set_gemv_variant(backend& be, int variant);
+
 /// Where a CUDA backend sends attention when a sequence has several new rows: true (the default)
 /// uses the tensor-core prefill kernel where head_dim allows, false the per-row kernel.
 bool cuda_use_prefill_kernel(backend& be, bool on);
+
+/// Starts (true) or stops timing every op of a CUDA backend with CUDA events. False for other backends.
+bool cuda_profile(backend& be, bool on);
+
+/// A table of GPU time per op since profiling started, and the fraction of the time from the first
+/// op's start to the last op's end that ops ran (the rest: launch gaps and host work). Clears the
+/// records. "" for other backends.
+std::string cuda_profile_report(backend& be);
 
 }  // namespace troupe::kernels

@@ -6,6 +6,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "kernels/backend.hpp"
 
@@ -54,9 +55,15 @@ class cuda_backend final : public backend {
     dummy_ = true;
     dummy_seed_ = seed;
   }
-  void set_own_gemv(bool on) { own_gemv_ = on; }
+  void set_gemv_variant(int v) { gemv_variant_ = v; }
   void set_prefill_kernel(bool on) { prefill_kernel_ = on; }
   cudaStream_t stream() const { return ctx_->stream; }
+
+  /// Profiling: while on, every op is timed with CUDA events (see cuda_profile_report).
+  void set_profiling(bool on) { profiling_ = on; }
+  std::string profile_report();
+  int profile_begin(const char* name);
+  void profile_end(int index);
 
   /// Records the first failure; true when e is success.
   bool check(cudaError_t e, const char* what, const char* file, int line);
@@ -65,6 +72,13 @@ class cuda_backend final : public backend {
  private:
   cuda_backend() = default;
   std::shared_ptr<void> device_bytes(size_t nbytes);  // stream-ordered allocation, null on failure
+  // Matrix-vector products of one x wait here so that consecutive ones (q, k, v; gate, up) run as
+  // one launch; every other op, copy and synchronize launches them first. The tensors (and so their
+  // memory) stay alive until then.
+  struct pending_gemv {
+    tensor x, w, bias, out;
+  };
+  void flush();
   tensor make_tensor(dtype type, shape dims);
 
   std::shared_ptr<device_context> ctx_;
@@ -76,8 +90,32 @@ class cuda_backend final : public backend {
   int num_sms_ = 1;
   bool dummy_ = false;
   uint64_t dummy_seed_ = 0, dummy_count_ = 0;
-  bool own_gemv_ = true;
+  int gemv_variant_ = 1;  // 0: cuBLAS
+  std::vector<pending_gemv> pending_;
+  std::shared_ptr<void> split_counters_;  // for the decode attention's last-block combine
+  int64_t split_counters_len_ = 0;
+  struct timed_op {
+    const char* name;
+    cudaEvent_t start, stop;
+  };
+  bool profiling_ = false;
+  std::vector<timed_op> timed_;
+  std::vector<cudaEvent_t> spare_events_;
+  cudaEvent_t take_event();
   bool prefill_kernel_ = true;
+};
+
+/// Times the op of its scope when the backend is profiling.
+class profile_scope {
+ public:
+  profile_scope(cuda_backend& be, const char* name) : be_(be), index_(be.profile_begin(name)) {}
+  ~profile_scope() { be_.profile_end(index_); }
+  profile_scope(const profile_scope&) = delete;
+  profile_scope& operator=(const profile_scope&) = delete;
+
+ private:
+  cuda_backend& be_;
+  int index_;
 };
 
 }  // namespace troupe::kernels::cuda

@@ -21,10 +21,29 @@ cudaDataType_t blas_type(dtype t) {
 
 }  // namespace
 
+void cuda_backend::flush() {
+  if (pending_.empty()) return;
+  gemv_batch b;
+  for (const auto& p : pending_) {
+    b.w[b.count] = p.w.data;
+    b.bias[b.count] = p.bias.empty() ? nullptr : p.bias.as<float>();
+    b.out[b.count] = p.out.data;
+    b.n[b.count] = p.w.dims.rows();
+    ++b.count;
+  }
+  const pending_gemv first = pending_[0];
+  pending_.clear();
+  if (!ok()) return;
+  profile_scope timing(*this, b.count == 1 ? "matmul (gemv)" : "matmul (gemv, batched)");
+  TROUPE_CUDA_OK(gemv_batched(compute_, first.x.data, b, first.x.numel(), gemv_variant_, stream()));
+}
+
 void cuda_backend::embedding(const tensor& table, const index_tensor& ids, tensor& out) {
   const int64_t hidden = table.dims.row_size();
   TROUPE_CHECK(table.type == compute_ && out.type == compute_ && out.numel() == ids.numel() * hidden);
+  flush();
   if (!ok()) return;
+  profile_scope timing(*this, "embedding");
   TROUPE_CUDA_OK(cuda::embedding(compute_, table.data, table.dims.rows(), hidden, ids.data, ids.numel(), out.data,
                                  stream()));
 }
@@ -33,7 +52,9 @@ void cuda_backend::rms_norm(const tensor& x, const tensor& weight, float eps, te
   const int64_t n = weight.numel();
   TROUPE_CHECK(weight.type == dtype::f32 && x.type == compute_ && out.type == compute_);
   TROUPE_CHECK(x.dims.row_size() == n && out.numel() == x.numel());
+  flush();
   if (!ok()) return;
+  profile_scope timing(*this, "rms_norm");
   TROUPE_CUDA_OK(cuda::rms_norm(compute_, x.data, nullptr, weight.as<float>(), eps, x.dims.rows(), n, out.data,
                                 stream()));
 }
@@ -42,7 +63,9 @@ void cuda_backend::add_rms_norm(const tensor& x, tensor& residual, const tensor&
   const int64_t n = weight.numel();
   TROUPE_CHECK(weight.type == dtype::f32 && x.type == compute_ && residual.type == compute_ && out.type == compute_);
   TROUPE_CHECK(x.numel() == residual.numel() && out.numel() == x.numel() && x.dims.row_size() == n);
+  flush();
   if (!ok()) return;
+  profile_scope timing(*this, "add_rms_norm");
   TROUPE_CUDA_OK(cuda::rms_norm(compute_, x.data, residual.data, weight.as<float>(), eps, x.dims.rows(), n, out.data,
                                 stream()));
 }
@@ -54,12 +77,16 @@ void cuda_backend::matmul(const tensor& x, const tensor& weight, const tensor* b
   const bool has_bias = bias != nullptr && !bias->empty();
   if (has_bias) TROUPE_CHECK(bias->numel() == n && bias->type == dtype::f32);
   if (!ok() || m == 0) return;
-  if (m == 1 && own_gemv_ && gemv_supported(compute_, x.data, weight.data, k)) {
-    TROUPE_CUDA_OK(gemv(compute_, x.data, weight.data, has_bias ? bias->as<float>() : nullptr, out.data, n, k,
-                        stream()));
+  if (m == 1 && gemv_variant_ > 0 && gemv_supported(compute_, x.data, weight.data, k)) {
+    if (!pending_.empty() && (pending_[0].x.data != x.data || pending_[0].x.numel() != k ||
+                              pending_.size() == size_t{gemv_batch::max_count}))
+      flush();
+    pending_.push_back({x, weight, has_bias ? *bias : tensor{}, out});
     return;
   }
+  flush();
   // Row-major out[m, n] = x[m, k] · W[n, k]ᵀ is column-major outᵀ[n, m] = W[k, n]ᵀ · xᵀ[k, m].
+  profile_scope timing(*this, "matmul (cuBLAS)");
   const float alpha = 1.0f, beta = 0.0f;
   const cudaDataType_t t = blas_type(compute_);
   TROUPE_CUBLAS_OK(cublasGemmEx(blas_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(n), static_cast<int>(m),
@@ -79,7 +106,9 @@ void cuda_backend::rope_write_kv(tensor& q, tensor& k, const tensor& v, const in
   TROUPE_CHECK(positions.numel() == tokens && slot_mapping.numel() == tokens);
   TROUPE_CHECK(k_cache.dims.rank() == 4 && k_cache.dims[2] == k.dims[1] && k_cache.dims[3] == head_dim);
   TROUPE_CHECK(v_cache.dims == k_cache.dims && k_cache.type == compute_ && v_cache.type == compute_);
+  flush();
   if (!ok()) return;
+  profile_scope timing(*this, "rope_write_kv");
   rope_kv_args a;
   a.q = q.data;
   a.k = k.data;
@@ -103,6 +132,7 @@ void cuda_backend::paged_attention(const tensor& q, const tensor& k_cache, const
   TROUPE_CHECK(k_cache.dims[2] > 0 && q.dims[1] % k_cache.dims[2] == 0 && out.numel() == q.numel());
   TROUPE_CHECK(v_cache.dims == k_cache.dims && batch.query_start_loc.numel() == batch.seq_lens.numel() + 1);
   TROUPE_CHECK(q.type == compute_ && out.type == compute_ && k_cache.type == compute_);
+  flush();
   if (!ok() || q.dims[0] == 0) return;
   attention_args a;
   a.q = q.data;
@@ -128,6 +158,7 @@ void cuda_backend::paged_attention(const tensor& q, const tensor& k_cache, const
     return;
   }
   if (prefill_kernel_ && a.max_query_len > 1 && prefill_supported(compute_, a.head_dim)) {
+    profile_scope timing(*this, "attention (prefill kernel)");
     TROUPE_CUDA_OK(attention_prefill(compute_, a, stream()));
     return;
   }
@@ -141,27 +172,41 @@ void cuda_backend::paged_attention(const tensor& q, const tensor& k_cache, const
     scratch = device_bytes(static_cast<size_t>(plan.scratch_floats) * sizeof(float));
     if (scratch == nullptr) return;
   }
-  TROUPE_CUDA_OK(attention_rows(compute_, a, plan, static_cast<float*>(scratch.get()), stream()));
+  if (plan.counters > split_counters_len_) {  // zeroed once; the kernel leaves them zero
+    split_counters_ = device_bytes(static_cast<size_t>(plan.counters) * sizeof(int));
+    if (split_counters_ == nullptr) return;
+    TROUPE_CUDA_OK(cudaMemsetAsync(split_counters_.get(), 0, static_cast<size_t>(plan.counters) * sizeof(int), stream()));
+    split_counters_len_ = plan.counters;
+  }
+  profile_scope timing(*this, "attention (rows kernel)");
+  TROUPE_CUDA_OK(attention_rows(compute_, a, plan, static_cast<float*>(scratch.get()),
+                                static_cast<int*>(split_counters_.get()), stream()));
 }
 
 void cuda_backend::silu_and_mul(const tensor& gate, const tensor& up, tensor& out) {
   TROUPE_CHECK(gate.numel() == up.numel() && out.numel() == gate.numel());
   TROUPE_CHECK(gate.type == compute_ && up.type == compute_ && out.type == compute_);
+  flush();
   if (!ok()) return;
+  profile_scope timing(*this, "silu_and_mul");
   TROUPE_CUDA_OK(cuda::silu_and_mul(compute_, gate.data, up.data, out.data, gate.numel(), stream()));
 }
 
 void cuda_backend::add(const tensor& a, const tensor& b, tensor& out) {
   TROUPE_CHECK(a.numel() == b.numel() && out.numel() == a.numel());
   TROUPE_CHECK(a.type == compute_ && b.type == compute_ && out.type == compute_);
+  flush();
   if (!ok()) return;
+  profile_scope timing(*this, "add");
   TROUPE_CUDA_OK(cuda::add(compute_, a.data, b.data, out.data, a.numel(), stream()));
 }
 
 void cuda_backend::gather_rows(const tensor& x, const index_tensor& rows, tensor& out) {
   const int64_t n = x.dims.row_size();
   TROUPE_CHECK(out.numel() == rows.numel() * n && x.type == compute_ && out.type == compute_);
+  flush();
   if (!ok()) return;
+  profile_scope timing(*this, "gather_rows");
   TROUPE_CUDA_OK(cuda::gather_rows(compute_, x.data, x.dims.rows(), n, rows.data, rows.numel(), out.data, stream()));
 }
 

@@ -7,9 +7,6 @@
 namespace troupe::kernels::cuda {
 namespace {
 
-constexpr int warps_per_block = 8;
-constexpr int rows_per_warp = 2;
-constexpr int unroll = 4;
 
 template <class T>
 __device__ __forceinline__ vec8<T> load_stream(const vec8<T>* p) {
@@ -27,12 +24,23 @@ __device__ __forceinline__ float dot8(const vec8<T>& a, const vec8<T>& b) {
   return s;
 }
 
-template <class T>
+// Where each product's blocks start in the grid, and the arguments of the kernel.
+struct gemv_launch {
+  gemv_batch batch;
+  int64_t block_start[gemv_batch::max_count + 1] = {};
+};
+
+template <class T, int rows_per_warp, int unroll, int warps_per_block>
 __global__ void __launch_bounds__(warps_per_block * 32)
-    gemv_kernel(const T* __restrict__ x, const T* __restrict__ w, const float* __restrict__ bias,
-                T* __restrict__ out, int64_t n, int64_t k) {
+    gemv_kernel(const T* __restrict__ x, gemv_launch l, int64_t k) {
+  int seg = 0;
+  while (seg + 1 < l.batch.count && blockIdx.x >= l.block_start[seg + 1]) ++seg;
+  const T* __restrict__ w = static_cast<const T*>(l.batch.w[seg]);
+  const float* __restrict__ bias = l.batch.bias[seg];
+  T* __restrict__ out = static_cast<T*>(l.batch.out[seg]);
+  const int64_t n = l.batch.n[seg];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int64_t row0 = (int64_t{blockIdx.x} * warps_per_block + warp) * rows_per_warp;
+  const int64_t row0 = ((int64_t{blockIdx.x} - l.block_start[seg]) * warps_per_block + warp) * rows_per_warp;
   if (row0 >= n) return;
   const int64_t kv = k / 8;
   const auto* xv = reinterpret_cast<const vec8<T>*>(x);
@@ -73,18 +81,51 @@ bool gemv_supported(dtype type, const void* x, const void* w, int64_t k) {
   return type != dtype::f32 && k % 8 == 0 && aligned16(x) && aligned16(w);
 }
 
-cudaError_t gemv(dtype type, const void* x, const void* w, const float* bias, void* out, int64_t n, int64_t k,
-                 cudaStream_t stream) {
-  if (n <= 0) return cudaSuccess;
-  const int64_t rows_per_block = warps_per_block * rows_per_warp;
-  const auto blocks = static_cast<unsigned>((n + rows_per_block - 1) / rows_per_block);
+namespace {
+
+template <class T, int rows_per_warp, int unroll, int warps_per_block>
+void launch(const void* x, const gemv_batch& batch, int64_t k, cudaStream_t stream) {
+  constexpr int64_t rows_per_block = warps_per_block * rows_per_warp;
+  gemv_launch l;
+  l.batch = batch;
+  for (int i = 0; i < batch.count; ++i)
+    l.block_start[i + 1] = l.block_start[i] + (batch.n[i] + rows_per_block - 1) / rows_per_block;
+  const auto blocks = static_cast<unsigned>(l.block_start[batch.count]);
+  if (blocks == 0) return;
+  gemv_kernel<T, rows_per_warp, unroll, warps_per_block><<<blocks, warps_per_block * 32, 0, stream>>>(
+      static_cast<const T*>(x), l, k);
+}
+
+}  // namespace
+
+cudaError_t gemv_batched(dtype type, const void* x, const gemv_batch& batch, int64_t k, int variant,
+                         cudaStream_t stream) {
+  if (batch.count <= 0) return cudaSuccess;
   dispatch_type(type, [&](auto e) {
     using T = decltype(e);
-    if constexpr (!std::is_same_v<T, float>)
-      gemv_kernel<T><<<blocks, warps_per_block * 32, 0, stream>>>(static_cast<const T*>(x), static_cast<const T*>(w),
-                                                                   bias, static_cast<T*>(out), n, k);
+    if constexpr (!std::is_same_v<T, float>) {
+      switch (variant) {  // rows per warp, loads in flight per row, warps per block
+        case 2: launch<T, 1, 8, 8>(x, batch, k, stream); break;
+        case 3: launch<T, 4, 2, 8>(x, batch, k, stream); break;
+        case 4: launch<T, 2, 8, 4>(x, batch, k, stream); break;
+        case 5: launch<T, 1, 4, 4>(x, batch, k, stream); break;
+        case 6: launch<T, 4, 4, 4>(x, batch, k, stream); break;
+        default: launch<T, 2, 4, 8>(x, batch, k, stream); break;
+      }
+    }
   });
   return cudaGetLastError();
+}
+
+cudaError_t gemv(dtype type, const void* x, const void* w, const float* bias, void* out, int64_t n, int64_t k,
+                 int variant, cudaStream_t stream) {
+  gemv_batch b;
+  b.w[0] = w;
+  b.bias[0] = bias;
+  b.out[0] = out;
+  b.n[0] = n;
+  b.count = 1;
+  return gemv_batched(type, x, b, k, variant, stream);
 }
 
 }  // namespace troupe::kernels::cuda

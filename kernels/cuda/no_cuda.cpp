@@ -22,6 +22,12 @@ bool cuda_set_dummy_weights(backend&, uint64_t) { return false; }
 
 bool cuda_use_own_gemv(backend&, bool) { return false; }
 
+bool cuda_set_gemv_variant(backend&, int) { return false; }
+
 bool cuda_use_prefill_kernel(backend&, bool) { return false; }
+
+bool cuda_profile(backend&, bool) { return false; }
+
+std::string cuda_profile_report(backend&) { return {}; }
 
 }  // namespace troupe::kernels

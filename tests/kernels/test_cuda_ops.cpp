@@ -75,7 +75,7 @@ struct mm_case {
   int64_t m, k, n;
 };
 
-TEST_CASE("cuda matmul (own gemv and cuBLAS, with and without bias) matches the CPU", "[cuda]") {
+TEST_CASE("cuda matmul (every gemv variant and cuBLAS, with and without bias) matches the CPU", "[cuda]") {
   const mm_case cases[] = {{1, 64, 64},   {1, 4096, 4096}, {1, 4096, 11008}, {1, 11008, 4096}, {1, 100, 37},
                            {1, 24, 1000}, {3, 128, 96},    {17, 512, 300},   {64, 1024, 1024}, {200, 64, 352}};
   for (dtype ct : compute_types) {
@@ -85,10 +85,10 @@ TEST_CASE("cuda matmul (own gemv and cuBLAS, with and without bias) matches the 
     std::mt19937 rng(3);
     for (const auto& c : cases)
       for (bool with_bias : {false, true})
-        for (bool own : {true, false}) {
-          INFO(to_string(ct) << " m " << c.m << " k " << c.k << " n " << c.n << " bias " << with_bias << " own gemv "
-                             << own);
-          cuda_use_own_gemv(*gpu, own);
+        for (int variant = 0; variant <= 6; ++variant) {
+          INFO(to_string(ct) << " m " << c.m << " k " << c.k << " n " << c.n << " bias " << with_bias
+                             << " gemv variant " << variant);
+          REQUIRE(cuda_set_gemv_variant(*gpu, variant));
           auto x = rounded(*gpu, random_values(size_t(c.m * c.k), rng));
           auto w = rounded(*gpu, random_values(size_t(c.n * c.k), rng, 1.0f / std::sqrt(float(c.k))));
           auto b = random_values(size_t(c.n), rng, 0.1f);
