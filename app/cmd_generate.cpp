@@ -1,4 +1,4 @@
-// `troupe generate`: continues a prompt with a model on the CPU backend and prints the text (or JSON).
+// `troupe generate`: continues a prompt with a model on the CPU or CUDA backend and prints the text (or JSON).
 #include <cstdio>
 #include <string>
 #include <thread>
@@ -10,7 +10,9 @@
 #include "app/prompts_file.hpp"
 #include "engine/core/llm.hpp"
 #include "engine/generation/generate.hpp"
-#include "kernels/cpu/cpu_backend.hpp"
+#include "config/model_config.hpp"
+#include "kernels/backend_factory.hpp"
+#include "kernels/cuda/cuda_backend.hpp"
 
 namespace troupe::app {
 
@@ -29,6 +31,8 @@ struct generate_args {
   bool ignore_eos = false;
   bool json = false;
   int threads = 0;
+  std::string device = "cpu";  // cpu, cuda, cuda:N or auto
+  std::string dtype = "auto";  // the CUDA compute type: auto, bfloat16 or float16
   std::string prompts_file;
   engine::llm_options engine;
 };
@@ -95,8 +99,24 @@ int run_generate(const generate_args& a) {
     return 2;
   }
   const int threads = a.threads > 0 ? a.threads : int(std::max(1u, std::thread::hardware_concurrency()));
-  kernels::cpu::cpu_backend backend(threads);
-  auto model = engine::llama_model::load(a.model, backend);
+  auto cfg = config::load_model_config(a.model);
+  if (!cfg) {
+    std::fprintf(stderr, "troupe: cannot load the model: %s\n", cfg.error().message.c_str());
+    return 1;
+  }
+  auto compute = kernels::parse_compute_dtype(a.dtype, cfg->dtype);
+  if (!compute) {
+    std::fprintf(stderr, "troupe: %s\n", compute.error().message.c_str());
+    return 2;
+  }
+  std::string note;
+  auto backend = kernels::make_backend(a.device, *compute, threads, &note);
+  if (!backend) {
+    std::fprintf(stderr, "troupe: %s\n", backend.error().message.c_str());
+    return 1;
+  }
+  if (a.device != "cpu") std::fprintf(stderr, "troupe: %s\n", note.c_str());
+  auto model = engine::llama_model::load(a.model, **backend);
   if (!model) {
     std::fprintf(stderr, "troupe: cannot load the model: %s\n", model.error().message.c_str());
     return 1;
@@ -126,6 +146,10 @@ int run_generate(const generate_args& a) {
   }();
   if (!result) {
     std::fprintf(stderr, "troupe: %s\n", result.error().message.c_str());
+    return 1;
+  }
+  if (const std::string err = kernels::cuda_backend_error(**backend); !err.empty()) {
+    std::fprintf(stderr, "troupe: %s\n", err.c_str());
     return 1;
   }
   if (a.json) {
@@ -170,6 +194,10 @@ void add_generate_command(CLI::App& app) {
   cmd->add_flag("--ignore-eos", args->ignore_eos, "Keep generating past end-of-sequence tokens");
   cmd->add_flag("--json", args->json, "Print one JSON object: prompt_ids, output_ids, text, finish_reason");
   cmd->add_option("--threads", args->threads, "CPU threads (default: all cores)");
+  cmd->add_option("--device", args->device, "cpu, cuda, cuda:N, or auto (a GPU when one is usable)")
+      ->capture_default_str();
+  cmd->add_option("--dtype", args->dtype, "CUDA compute type: auto (from config.json), bfloat16 or float16")
+      ->capture_default_str();
   cmd->callback([args] {
     if (int rc = run_generate(*args); rc != 0) throw CLI::RuntimeError(rc);
   });
