@@ -226,7 +226,7 @@ TEST_CASE("chat requests: bad messages and options are 400s naming the field") {
   }
 }
 
-TEST_CASE("chat prompts render with the model's template; none is a clear 400") {
+TEST_CASE("chat prompts render with the model's template, and none is a clear 400") {
   const auto& r = ok(parse_chat_request(
       R"({"messages": [{"role": "system", "content": "S"}, {"role": "user", "content": [{"type": "text", "text": "Hi"}]}]})"));
   config::tokenizer_settings settings;

@@ -253,7 +253,7 @@ TEST_CASE("streamed completions: SSE chunks, finish, usage, [DONE]") {
   CHECK(num(usage, "/usage/completion_tokens") == 3);
 }
 
-TEST_CASE("chat: the template renders the prompt; streamed deltas; no template is a 400") {
+TEST_CASE("chat: the template renders the prompt, deltas stream, no template is a 400") {
   served s({}, chat_template_text);
   auto c = s.client();
   auto r = c.Post("/v1/chat/completions",

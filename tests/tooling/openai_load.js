@@ -1,0 +1,156 @@
+// Load, cancellation and backpressure against `troupe serve` on 127.0.0.1, bounded in count and time:
+//  1. 100 streams closed after a few tokens leave zero running requests and zero used KV blocks;
+//  2. 1,000 simultaneous requests against a small --max-waiting get only 200s and 429s (with
+//     Retry-After), every 200 is complete, and the server's memory stays bounded;
+//  3. 1,000 streaming connections are held open at once and every one completes.
+// usage: node openai_load.js --troupe BIN --model DIR [--only cancel|backpressure|streams]
+'use strict';
+
+const fs = require('fs');
+const http = require('http');
+const { arg, fail, check, startServer, sleep, metrics } = require('./openai_server.js');
+
+const troupe = arg('troupe');
+const model = arg('model');
+const only = arg('only');
+
+/// One POST with Node's http module. `onChunk(text, req)` sees the response start ('') and then the bytes so
+/// far as they stream in (and may destroy req).
+/// Resolves with {status, headers, body, aborted}.
+function post(base, route, body, onChunk) {
+  return new Promise((resolve) => {
+    const data = JSON.stringify(body);
+    const req = http.request(base + route, {
+      method: 'POST', agent: false,
+      headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(data) },
+    }, (res) => {
+      if (onChunk) onChunk('', req, res);
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => {
+        text += d;
+        if (onChunk) onChunk(text, req, res);
+      });
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: text, aborted: false }));
+      res.on('close', () => resolve({ status: res.statusCode, headers: res.headers, body: text, aborted: true }));
+    });
+    req.on('error', (e) => resolve({ status: 0, error: e.message, body: '', aborted: true }));
+    req.end(data);
+  });
+}
+
+function rssMiB(pid) {
+  const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync('/proc/' + pid + '/status', 'utf8'));
+  return m ? Number(m[1]) / 1024 : 0;
+}
+
+async function waitFor(what, fn, ms) {
+  const end = Date.now() + ms;
+  let last;
+  while (Date.now() < end) {
+    last = await fn();
+    if (last === true) return;
+    await sleep(50);
+  }
+  fail(what + ' (last: ' + JSON.stringify(last) + ')');
+}
+
+/// The SSE "data:" payloads of a body.
+const events = (body) => body.split('\n\n').filter((e) => e.startsWith('data: ')).map((e) => e.slice(6));
+
+async function cancelTest() {
+  const server = await startServer(troupe, ['--model', model, '--max-num-seqs', '32', '--max-waiting', '256']);
+  const started = Date.now();
+  const results = await Promise.all(Array.from({ length: 100 }, (_, i) =>
+    post(server.base, '/v1/completions',
+      { prompt: 'Once upon a time ' + i, max_tokens: 400, ignore_eos: true, stream: true, temperature: 0 },
+      (text, req) => { if (events(text).length >= 3) req.destroy(); })));
+  const tokensSeen = results.filter((r) => r.status === 200 && events(r.body).length >= 3).length;
+  check(tokensSeen === 100, 'streams that got 3 events before closing: ' + tokensSeen);
+  await waitFor('running requests and used KV blocks back to zero after 100 closed streams', async () => {
+    const m = await metrics(server.base);
+    return (m.troupe_requests_running === 0 && m.troupe_requests_waiting === 0 && m.troupe_kv_blocks_used === 0) ||
+      { running: m.troupe_requests_running, waiting: m.troupe_requests_waiting, used: m.troupe_kv_blocks_used };
+  }, 10000);
+  const m = await metrics(server.base);
+  check(m['troupe_requests_finished_total{reason="abort"}'] >= 100,
+    'aborted requests counted: ' + m['troupe_requests_finished_total{reason="abort"}']);
+  check(m['troupe_requests_finished_total{reason="length"}'] === 0, 'a closed stream ran to its length');
+  await server.stop();
+  console.log('cancel: 100 streams closed after 3 events; 0 running, 0 used blocks (' + (Date.now() - started) + ' ms)');
+}
+
+async function backpressureTest() {
+  const server = await startServer(troupe, ['--model', model, '--max-num-seqs', '4', '--max-waiting', '8']);
+  const rssBefore = rssMiB(server.proc.pid);
+  let rssPeak = rssBefore;
+  const sampler = setInterval(() => { rssPeak = Math.max(rssPeak, rssMiB(server.proc.pid)); }, 50);
+  const started = Date.now();
+  const results = await Promise.all(Array.from({ length: 1000 }, (_, i) =>
+    post(server.base, '/v1/completions', { prompt: 'The cat ' + i, max_tokens: 8, ignore_eos: true, temperature: 0 })));
+  clearInterval(sampler);
+  const counts = {};
+  for (const r of results) counts[r.status] = (counts[r.status] || 0) + 1;
+  check(Object.keys(counts).every((s) => s === '200' || s === '429'), 'statuses other than 200/429: ' + JSON.stringify(counts));
+  check((counts[200] || 0) >= 8, 'too few 200s: ' + JSON.stringify(counts));
+  check((counts[429] || 0) > 0, 'no 429 with --max-waiting 8: ' + JSON.stringify(counts));
+  for (const r of results) {
+    const b = JSON.parse(r.body);
+    if (r.status === 429) {
+      check(r.headers['retry-after'] === '1' && b.error && b.error.type === 'rate_limit_exceeded', '429 shape: ' + r.body);
+      continue;
+    }
+    check(b.choices.length === 1 && b.choices[0].finish_reason === 'length' && b.usage.completion_tokens === 8 &&
+      b.choices[0].text.length > 0, 'an incomplete 200: ' + r.body);
+  }
+  check(rssPeak - rssBefore < 512, 'server memory grew by ' + (rssPeak - rssBefore).toFixed(0) + ' MiB');
+  const m = await metrics(server.base);
+  check(m.troupe_requests_running === 0 && m.troupe_kv_blocks_used === 0, 'requests left over after the burst');
+  await server.stop();
+  console.log('backpressure: 1000 requests -> ' + JSON.stringify(counts) + ', RSS ' + rssBefore.toFixed(0) + ' -> ' +
+    rssPeak.toFixed(0) + ' MiB (' + (Date.now() - started) + ' ms)');
+}
+
+async function streamsTest() {
+  const N = 1000;
+  const server = await startServer(troupe, ['--model', model, '--max-waiting', String(N), '--max-num-seqs', '256']);
+  const started = Date.now();
+  let open = 0;
+  let peak = 0;
+  let peakWaitingRunning = 0;
+  const watcher = setInterval(async () => {
+    try {
+      const m = await metrics(server.base);
+      peakWaitingRunning = Math.max(peakWaitingRunning, m.troupe_requests_running + m.troupe_requests_waiting);
+    } catch (e) { /* the server is busy; the next sample will do */ }
+  }, 200);
+  const results = await Promise.all(Array.from({ length: N }, (_, i) => {
+    let counted = false;
+    return post(server.base, '/v1/completions',
+      { prompt: 'A story ' + i, max_tokens: 200, ignore_eos: true, stream: true, temperature: 0,
+        stream_options: { include_usage: true } },
+      () => { if (!counted) { counted = true; ++open; peak = Math.max(peak, open); } })
+      .then((r) => { if (counted) --open; return r; });
+  }));
+  clearInterval(watcher);
+  let complete = 0;
+  for (const r of results) {
+    const ev = events(r.body);
+    if (r.status !== 200 || ev[ev.length - 1] !== '[DONE]') continue;
+    const usage = JSON.parse(ev[ev.length - 2]).usage;
+    if (usage && usage.completion_tokens === 200) ++complete;
+  }
+  check(complete === N, 'complete streams: ' + complete + ' of ' + N);
+  check(peak === N, 'streams open at once: ' + peak + ' of ' + N);
+  await server.stop();
+  console.log('streams: ' + N + ' streaming connections open at once (peak running+waiting ' + peakWaitingRunning +
+    '), all complete (' + (Date.now() - started) + ' ms)');
+}
+
+async function main() {
+  if (!only || only === 'cancel') await cancelTest();
+  if (!only || only === 'backpressure') await backpressureTest();
+  if (!only || only === 'streams') await streamsTest();
+}
+
+main().catch((e) => fail(e.stack || String(e)));
