@@ -19,10 +19,10 @@ build: configure
 test: deps build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
+# The OpenAI-compatible server on the bundled model at http://127.0.0.1:8000 (SERVE_ARGS adds flags,
+# e.g. make serve SERVE_ARGS="--port 9000 --model /path/to/model").
 serve: deps build
-	@echo "troupe serve arrives with the HTTP server (issue 4); for now try:"
-	@echo "  $(BUILD)/troupe generate --prompt 'Once upon a time' --max-tokens 64 --temperature 0"
-	@false
+	$(BUILD)/troupe serve $(SERVE_ARGS)
 
 clean:
 	rm -rf $(BUILD)
