@@ -69,8 +69,11 @@ struct key_layout {
   std::vector<int64_t> rows;  // per sequence and position, the key's float offset in the cache
 };
 
-// Queries from this many rows of one sequence on go through matrix products (prefill).
+// Queries from this many rows of one sequence on go through matrix products (prefill) when heads are
+// at least blas_min_head_dim wide. Smaller heads always take the row loop, which computes a row the
+// same way however the sequence was chunked or batched (small models stay exactly batch-invariant).
 constexpr int64_t blas_min_rows = 16;
+constexpr int64_t blas_min_head_dim = 64;
 // Query rows per matrix product, bounding the score buffer.
 constexpr int64_t blas_tile_rows = 256;
 
@@ -168,12 +171,12 @@ void cpu_backend::paged_attention(const tensor& q, const tensor& k_cache, const 
       TROUPE_CHECK(block >= 0 && block < k_cache.dims[0]);
       kl.rows.push_back((int64_t{block} * block_size + p % block_size) * kl.kv_row);
     }
-    if (q_len < blas_min_rows)
+    if (q_len < blas_min_rows || head_dim < blas_min_head_dim)
       for (int32_t t = qsl[s]; t < qsl[s + 1]; ++t) short_rows.emplace_back(t, s);
   }
   for (int32_t s = 0; s < num_seqs; ++s) {
     const int64_t q_len = qsl[s + 1] - qsl[s];
-    if (q_len < blas_min_rows) continue;
+    if (q_len < blas_min_rows || head_dim < blas_min_head_dim) continue;
     attend_with_blas(q.as<float>() + qsl[s] * heads * head_dim, out.as<float>() + qsl[s] * heads * head_dim,
                      q_len, batch.seq_lens.data[s], kl.rows.data() + kl.base[static_cast<size_t>(s)],
                      k_cache.as<float>(), v_cache.as<float>(), kl, batch, threads_);

@@ -23,8 +23,10 @@ namespace troupe::kernels::cpu {
 namespace {
 
 constexpr size_t alignment = 64;
-// Products of at most this many multiply-adds run in a plain loop on the calling thread.
-constexpr int64_t small_matmul_macs = 1 << 16;
+// Weights of at most this many elements are multiplied in a plain loop on the calling thread: for
+// them OpenBLAS's thread hand-off costs more than the work, and the loop computes every output row
+// the same way whatever the number of rows, so small models are exactly batch-invariant.
+constexpr int64_t small_weight_elements = 1 << 16;
 
 std::shared_ptr<void> allocate_bytes(size_t nbytes) {
   size_t rounded = (std::max<size_t>(nbytes, 1) + alignment - 1) / alignment * alignment;
@@ -148,9 +150,19 @@ void cpu_backend::matmul(const tensor& x, const tensor& weight, const tensor* bi
   const int64_t m = x.dims.rows(), k = x.dims.row_size(), n = weight.dims.rows();
   TROUPE_CHECK(weight.dims.row_size() == k && out.numel() == m * n);
   float* y = out.as<float>();
-  if (m * n * k <= small_matmul_macs) {  // tiny: OpenBLAS's thread hand-off costs more than the work
-    for (int64_t i = 0; i < m; ++i)
-      for (int64_t j = 0; j < n; ++j) y[i * n + j] = dot(x.as<float>() + i * k, weight.as<float>() + j * k, k);
+  if (n * k <= small_weight_elements) {
+    const float* xs = x.as<float>();
+    for (int64_t j = 0; j < n; ++j) {
+      const float* w = weight.as<float>() + j * k;
+      int64_t i = 0;
+      for (; i + 4 <= m; i += 4) {
+        const float* rows[4] = {xs + i * k, xs + (i + 1) * k, xs + (i + 2) * k, xs + (i + 3) * k};
+        float four[4];
+        dot4(rows, w, k, four);
+        for (int r = 0; r < 4; ++r) y[(i + r) * n + j] = four[r];
+      }
+      for (; i < m; ++i) y[i * n + j] = dot(xs + i * k, w, k);
+    }
   } else if (m == 1) {  // decode: a matrix-vector product streams the weight once
     cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(n), static_cast<int>(k), 1.0f,
                 weight.as<float>(), static_cast<int>(k), x.as<float>(), 1, 0.0f, y, 1);

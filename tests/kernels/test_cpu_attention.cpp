@@ -150,14 +150,16 @@ TEST_CASE("paged attention: sliding window sees only keys after position - windo
   for (int32_t window : {1, 4, 16, 17, 100}) {
     INFO("window " << window);
     check_attention(batch, 4, 2, 8, 16, window, uint32_t(window));
+    check_attention(batch, 2, 1, 64, 16, window, uint32_t(window) + 50);
   }
 }
 
+// Rows of 64-wide heads in runs of 16 or more take the matrix-product path; others the row loop.
 TEST_CASE("paged attention: long prefills past one tile of query rows, with and without a window") {
   std::vector<seq_case> batch = {{330, 300}, {20, 1}, {280, 270}};
   for (int32_t window : {0, 7, 100}) {
     INFO("window " << window);
-    check_attention(batch, 4, 1, 16, 16, window, uint32_t(window) + 9);
+    check_attention(batch, 4, 1, 64, 16, window, uint32_t(window) + 9);
   }
 }
 

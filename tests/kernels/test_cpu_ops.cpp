@@ -79,6 +79,22 @@ TEST_CASE("matmul computes x times the transposed weight, with and without bias"
   }
 }
 
+TEST_CASE("matmul with a small weight gives every row bitwise the same result whatever the row count") {
+  auto be = make_cpu_backend(2);
+  std::mt19937 rng(5);
+  const int64_t m = 11, k = 96, n = 300;  // 28800 weight elements: the plain-loop path
+  auto xv = random_values(size_t(m * k), rng), wv = random_values(size_t(n * k), rng);
+  tensor w = be->upload_weight(dtype::f32, wv.data(), {n, k}), out = be->alloc({m, n});
+  be->matmul(upload(*be, xv, {m, k}), w, nullptr, out);
+  auto all = download(*be, out);
+  for (int64_t r = 0; r < m; ++r) {
+    std::vector<float> row(xv.begin() + r * k, xv.begin() + (r + 1) * k);
+    tensor one = be->alloc({1, n});
+    be->matmul(upload(*be, row, {1, k}), w, nullptr, one);
+    REQUIRE(download(*be, one) == std::vector<float>(all.begin() + r * n, all.begin() + (r + 1) * n));
+  }
+}
+
 TEST_CASE("upload_weight uses aligned float32 in place and converts half types") {
   auto be = make_cpu_backend(1);
   std::vector<float> f32 = {1.5f, -2.0f, 0.25f, 3.0f};
