@@ -1,5 +1,6 @@
 // `troupe serve`: the OpenAI-compatible HTTP server over the in-process runtime, with a JSON config file,
 // flags that override it, and a graceful shutdown on SIGINT/SIGTERM.
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <fstream>
@@ -8,7 +9,8 @@
 #include <string>
 #include <thread>
 
-#include <pthread.h>
+#include <sys/resource.h>
+#include <unistd.h>
 #include <simdjson.h>
 
 #include "actors/runtime.hpp"
@@ -18,6 +20,8 @@
 namespace troupe::app {
 
 namespace {
+
+int stop_pipe[2] = {-1, -1};  // the signal handler writes, run_serve reads
 
 struct serve_args {
   std::string model = TROUPE_DEFAULT_MODEL;
@@ -96,14 +100,27 @@ int run_serve(serve_args a, const CLI::App& cmd) {
   }
   while (a.model.size() > 1 && a.model.back() == '/') a.model.pop_back();
 
-  // Every thread started from here on (HTTP pool, actors) inherits this mask, so the signals
-  // arrive only at the sigwait below.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // SIGINT/SIGTERM may land on any thread (libraries start their own before main): the handler
+  // only writes the signal's number to a pipe that this thread waits on.
+  if (pipe(stop_pipe) != 0) {
+    std::perror("troupe: pipe");
+    return 1;
+  }
+  struct sigaction on_stop {};
+  on_stop.sa_handler = [](int sig) {
+    const char c = char(sig);
+    [[maybe_unused]] auto n = write(stop_pipe[1], &c, 1);
+  };
+  sigemptyset(&on_stop.sa_mask);
+  sigaction(SIGINT, &on_stop, nullptr);
+  sigaction(SIGTERM, &on_stop, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
+  // One descriptor per connection: allow as many as the hard limit does.
+  rlimit files{};
+  if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &files);
+  }
 
   net::server_options so;
   so.host = a.host;
@@ -140,8 +157,9 @@ int run_serve(serve_args a, const CLI::App& cmd) {
               (*rt)->served_model_name().c_str(), a.host.c_str(), *port);
   std::fflush(stdout);
 
-  int sig = 0;
-  sigwait(&stop_signals, &sig);
+  char sig = 0;
+  while (read(stop_pipe[0], &sig, 1) < 0 && errno == EINTR) {
+  }
   std::printf("troupe: %s: draining (up to %.0f s), then exiting\n", sig == SIGINT ? "SIGINT" : "SIGTERM",
               a.grace_seconds);
   std::fflush(stdout);

@@ -21,10 +21,34 @@ void write_head(json_writer& w, const response_meta& m, bool chunk) {
   w.field("model", m.model).field("system_fingerprint", system_fingerprint());
 }
 
-std::string token_text(const engine::tokenizer& tok, int32_t id) {
-  const int32_t one[1] = {id};
-  return tok.decode(one);
-}
+/// A token's text as it reads after other text: decoding it alone would drop the leading space that
+/// SentencePiece-style decoders strip at the start, so it is decoded after an anchor token and the
+/// anchor's text removed (" there", not "there").
+class token_texts {
+ public:
+  explicit token_texts(const engine::tokenizer& tok) : tok_(tok) {
+    auto ids = tok.encode("a", false);
+    if (ids && ids->size() == 1) {
+      anchor_ = (*ids)[0];
+      const int32_t one[1] = {anchor_};
+      anchor_text_ = tok.decode(one);
+    }
+  }
+  std::string operator()(int32_t id) const {
+    if (anchor_ >= 0) {
+      const int32_t two[2] = {anchor_, id};
+      std::string both = tok_.decode(two);
+      if (both.rfind(anchor_text_, 0) == 0) return both.substr(anchor_text_.size());
+    }
+    const int32_t one[1] = {id};
+    return tok_.decode(one);
+  }
+
+ private:
+  const engine::tokenizer& tok_;
+  int32_t anchor_ = -1;
+  std::string anchor_text_;
+};
 
 void write_bytes(json_writer& w, const std::string& s) {
   w.key("bytes").begin_array();
@@ -35,14 +59,15 @@ void write_bytes(json_writer& w, const std::string& s) {
 /// Chat: {"content": [{"token", "logprob", "bytes", "top_logprobs": [...]}], "refusal": null}.
 void write_chat_logprobs(json_writer& w, const std::vector<engine::logprobs_entry>& entries, int32_t top,
                          const engine::tokenizer& tok) {
+  const token_texts token_text(tok);
   w.begin_object().key("content").begin_array();
   for (const auto& e : entries) {
-    const std::string t = token_text(tok, e.chosen.token);
+    const std::string t = token_text(e.chosen.token);
     w.begin_object().field("token", t).field("logprob", e.chosen.logprob);
     write_bytes(w, t);
     w.key("top_logprobs").begin_array();
     for (size_t k = 0; k < e.top.size() && int32_t(k) < top; ++k) {
-      const std::string tt = token_text(tok, e.top[k].token);
+      const std::string tt = token_text(e.top[k].token);
       w.begin_object().field("token", tt).field("logprob", e.top[k].logprob);
       write_bytes(w, tt);
       w.end_object();
@@ -56,9 +81,10 @@ void write_chat_logprobs(json_writer& w, const std::vector<engine::logprobs_entr
 void write_completion_logprobs(json_writer& w, const std::vector<engine::logprobs_entry>& entries,
                                const std::vector<bool>* no_logprob, int32_t top, size_t offset,
                                const engine::tokenizer& tok) {
+  const token_texts token_text(tok);
   std::vector<std::string> texts;
   texts.reserve(entries.size());
-  for (const auto& e : entries) texts.push_back(token_text(tok, e.chosen.token));
+  for (const auto& e : entries) texts.push_back(token_text(e.chosen.token));
   const auto missing = [&](size_t i) { return no_logprob && i < no_logprob->size() && (*no_logprob)[i]; };
   w.begin_object().key("tokens").begin_array();
   for (const auto& t : texts) w.value(t);
@@ -74,7 +100,7 @@ void write_completion_logprobs(json_writer& w, const std::vector<engine::logprob
     }
     w.begin_object();
     for (size_t k = 0; k < entries[i].top.size() && int32_t(k) < top; ++k)
-      w.field(token_text(tok, entries[i].top[k].token), entries[i].top[k].logprob);
+      w.field(token_text(entries[i].top[k].token), entries[i].top[k].logprob);
     w.end_object();
   }
   w.end_array().key("text_offset").begin_array();

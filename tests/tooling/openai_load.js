@@ -3,7 +3,8 @@
 //  2. 1,000 simultaneous requests against a small --max-waiting get only 200s and 429s (with
 //     Retry-After), every 200 is complete, and the server's memory stays bounded;
 //  3. 1,000 streaming connections are held open at once and every one completes.
-// usage: node openai_load.js --troupe BIN --model DIR [--only cancel|backpressure|streams]
+//  4. SIGTERM drains: 503 for new requests, streams finish within the grace period (or are cut), exit 0.
+// usage: node openai_load.js --troupe BIN --model DIR [--only cancel|backpressure|streams|drain]
 'use strict';
 
 const fs = require('fs');
@@ -147,10 +148,55 @@ async function streamsTest() {
     '), all complete (' + (Date.now() - started) + ' ms)');
 }
 
+/// SIGTERM while streams run: /health and new requests get 503, the streams finish (long grace) or end
+/// with finish_reason "abort" (no grace), and the server exits 0.
+async function drainTest(graceSeconds, tokens) {
+  const server = await startServer(troupe, ['--model', model, '--max-num-seqs', '8',
+    '--grace-seconds', String(graceSeconds), '--threads', '1']);
+  let started = 0;
+  let signalled = false;
+  const streams = Promise.all(Array.from({ length: 20 }, (_, i) =>
+    post(server.base, '/v1/completions', { prompt: 'A tale ' + i, max_tokens: tokens, ignore_eos: true,
+      stream: true, temperature: 0, stream_options: { include_usage: true } },
+    (text) => { if (text === '') ++started; })));
+  await waitFor('20 streams started', async () => started === 20, 10000);
+  server.proc.kill('SIGTERM');
+  signalled = true;
+  await sleep(100);
+  const health = await new Promise((resolve) => http.get(server.base + '/health', { agent: false },
+    (res) => { res.resume(); resolve(res.statusCode); }).on('error', () => resolve(0)));
+  const late = await post(server.base, '/v1/completions', { prompt: 'late', max_tokens: 2 });
+  const results = await streams;
+  await server.stop();
+  check(signalled, 'no signal sent');
+  let finished = 0;
+  let aborted = 0;
+  for (const r of results) {
+    const ev = events(r.body);
+    check(r.status === 200 && ev[ev.length - 1] === '[DONE]', 'a stream did not end with [DONE]: ' + r.body.slice(-300));
+    const usage = JSON.parse(ev[ev.length - 2]).usage;
+    if (usage && usage.completion_tokens === tokens) ++finished;
+    if (r.body.includes('"finish_reason":"abort"')) ++aborted;
+  }
+  if (graceSeconds > 0) {
+    check(health === 503 || health === 0, '/health while draining: ' + health);
+    check(late.status === 503 || late.status === 0, 'a request while draining got ' + late.status);
+    check(finished === 20, 'streams that finished within the grace period: ' + finished);
+  } else {
+    check(aborted > 0, 'no stream was cut at the end of a zero grace period');
+  }
+  console.log('drain (grace ' + graceSeconds + ' s): /health ' + health + ', new request ' + late.status + ', ' +
+    finished + ' finished, ' + aborted + ' aborted, exit 0');
+}
+
 async function main() {
   if (!only || only === 'cancel') await cancelTest();
   if (!only || only === 'backpressure') await backpressureTest();
   if (!only || only === 'streams') await streamsTest();
+  if (!only || only === 'drain') {
+    await drainTest(60, 60);
+    await drainTest(0, 400);
+  }
 }
 
 main().catch((e) => fail(e.stack || String(e)));
