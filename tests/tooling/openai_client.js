@@ -105,6 +105,15 @@ async function main() {
     check(s.usage && s.usage.completion_tokens === r.usage.completion_tokens, 'case ' + k + ' streamed usage');
   }
 
+  // A batch of prompts: one choice per prompt, in order, each as if sent alone.
+  const batch = await client.completions.create({ model, prompt: [CASES[4].prompt, CASES[0].prompt],
+    max_tokens: 20, temperature: 0, ignore_eos: true });
+  same(batch.choices.map((x) => x.index), [0, 1], 'batch choice indexes');
+  same(batch.choices[0].text, expected[4].samples[0].text, 'batch prompt 0 vs engine::llm');
+  check(expected[0].samples[0].text.startsWith(batch.choices[1].text) && batch.choices[1].text.length > 0,
+    'batch prompt 1 is not the start of the greedy continuation: ' + batch.choices[1].text);
+  same(batch.usage.completion_tokens, 40, 'batch usage.completion_tokens');
+
   // Logprobs and echo on completions.
   const lp = await client.completions.create({ model, prompt: 'Once upon a time', max_tokens: 5, temperature: 0,
     logprobs: 2 });
