@@ -94,6 +94,27 @@ expected<std::string> chat_template::render(const value& context) const {
   return in.run(*body_);
 }
 
+expected<std::vector<chat_message>> messages_from_value(const value& messages) {
+  if (!messages.is_list()) return make_error("messages must be a list");
+  std::vector<chat_message> out;
+  for (size_t i = 0; i < messages.as_list().size(); ++i) {
+    const value& m = messages.as_list()[i];
+    std::string where = "messages[" + std::to_string(i) + "]";
+    if (!m.is_dict()) return make_error(where, " must be an object");
+    const value* role = m.as_dict().find("role");
+    if (!role || !role->is_string()) return make_error(where, ".role must be a string");
+    const value* content = m.as_dict().find("content");
+    value c = content ? *content : value::none();
+    if (!c.is_string() && !c.is_list() && !c.is_none())
+      return make_error(where, ".content must be a string, a list of content parts or null");
+    dict_t fields;
+    for (const auto& [k, v] : m.as_dict().entries)
+      if (k != "role" && k != "content") fields.set(k, v);
+    out.push_back({role->as_string(), std::move(c), value(std::move(fields))});
+  }
+  return out;
+}
+
 expected<std::string> apply_chat_template(const chat_template& tmpl, const std::vector<chat_message>& messages,
                                           bool add_generation_prompt, const std::string& bos_token,
                                           const std::string& eos_token, const value& extra) {

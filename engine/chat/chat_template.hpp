@@ -58,6 +58,11 @@ expected<std::string> apply_chat_template(const chat_template& tmpl, const std::
 /// or when it does not parse.
 expected<chat_template> load_chat_template(const config::tokenizer_settings& settings);
 
+/// Converts OpenAI-style messages (a list of dicts, e.g. value_from_json of a request's "messages")
+/// to chat messages: "role" must be a string, "content" a string, a list of parts or null; other
+/// keys (tool_calls, tool_call_id, name, reasoning_content) become fields. Errors name the message.
+expected<std::vector<chat_message>> messages_from_value(const value& messages);
+
 /// Converts JSON text (a request's tools, tool_calls or arguments) to a template value.
 expected<value> value_from_json(std::string_view json);
 

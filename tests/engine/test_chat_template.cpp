@@ -357,3 +357,21 @@ TEST_CASE("load_chat_template reads the tokenizer settings") {
   REQUIRE_FALSE(bad);
   CHECK(bad.error().message == "chat template: line 1: missing {% endfor %} (the template ended)");
 }
+
+TEST_CASE("messages_from_value converts OpenAI-style messages") {
+  auto msgs = messages_from_value(*value_from_json(
+      R"([{"role": "system", "content": "s"}, {"role": "user", "content": [{"type": "text", "text": "t"}]},
+          {"role": "assistant", "content": null, "tool_calls": [{"id": "1"}]}, {"role": "tool", "tool_call_id": "1"}])"));
+  REQUIRE(msgs);
+  REQUIRE(msgs->size() == 4);
+  CHECK((*msgs)[0].role == "system");
+  CHECK((*msgs)[1].content.is_list());
+  CHECK((*msgs)[2].content.is_none());
+  CHECK((*msgs)[2].fields.str() == "{'tool_calls': [{'id': '1'}]}");
+  CHECK((*msgs)[3].content.is_none());
+  CHECK(messages_from_value(*value_from_json(R"([{"content": "x"}])")).error().message ==
+        "messages[0].role must be a string");
+  CHECK(messages_from_value(*value_from_json(R"([{"role": "user"}, {"role": "user", "content": 5}])")).error().message ==
+        "messages[1].content must be a string, a list of content parts or null");
+  CHECK(messages_from_value(*value_from_json(R"({"role": "user"})")).error().message == "messages must be a list");
+}

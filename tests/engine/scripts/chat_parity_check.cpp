@@ -75,15 +75,13 @@ int main(int argc, char** argv) {
     }
     ++total;
     const std::string id = field(*c, "id").str();
-    std::vector<chat_message> messages;
-    for (const value& m : field(*c, "messages").as_list()) {
-      dict_t fields;
-      for (const auto& [k, v] : m.as_dict().entries)
-        if (k != "role" && k != "content") fields.set(k, v);
-      messages.push_back({field(m, "role").str(), field(m, "content"), value(std::move(fields))});
+    auto messages = messages_from_value(field(*c, "messages"));
+    if (!messages) {
+      std::fprintf(stderr, "FAIL: %s: %s\n", id.c_str(), messages.error().message.c_str());
+      return 1;
     }
     const chat_template& t = templates.at(field(*c, "template").str());
-    auto out = apply_chat_template(t, messages, field(*c, "add_generation_prompt").truthy(), field(*c, "bos").str(),
+    auto out = apply_chat_template(t, *messages, field(*c, "add_generation_prompt").truthy(), field(*c, "bos").str(),
                                    field(*c, "eos").str(), field(*c, "extra"));
     const value& want_error = field(*c, "error");
     bool ok;
