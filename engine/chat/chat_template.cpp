@@ -104,8 +104,8 @@ expected<std::vector<chat_message>> messages_from_value(const value& messages) {
     const value* role = m.as_dict().find("role");
     if (!role || !role->is_string()) return make_error(where, ".role must be a string");
     const value* content = m.as_dict().find("content");
-    value c = content ? *content : value::none();
-    if (!c.is_string() && !c.is_list() && !c.is_none())
+    value c = content ? *content : value();
+    if (!c.is_string() && !c.is_list() && !c.is_none() && !c.is_undefined())
       return make_error(where, ".content must be a string, a list of content parts or null");
     dict_t fields;
     for (const auto& [k, v] : m.as_dict().entries)
@@ -128,7 +128,7 @@ expected<std::string> apply_chat_template(const chat_template& tmpl, const std::
       if (!flat) return flat.error();
       content = std::move(*flat);
     }
-    d.set("content", std::move(content));
+    if (!content.is_undefined()) d.set("content", std::move(content));  // absent stays absent
     if (m.fields.is_dict())
       for (const auto& [k, v] : m.fields.as_dict().entries)
         if (k != "role" && k != "content") d.set(k, v);

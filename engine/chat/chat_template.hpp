@@ -18,7 +18,8 @@ struct stmt;
 /// One message of a conversation, as the HTTP layer hands it over.
 struct chat_message {
   std::string role;
-  /// A string, a list of parts ({"type": "text", "text": ...}), or none (e.g. an assistant tool call).
+  /// A string, a list of parts ({"type": "text", "text": ...}), none (e.g. an assistant tool call),
+  /// or undefined: then the message has no "content" key at all.
   value content;
   /// More fields the template may read (tool_calls, tool_call_id, name, reasoning_content), as a dict;
   /// undefined when there are none.
@@ -59,7 +60,7 @@ expected<std::string> apply_chat_template(const chat_template& tmpl, const std::
 expected<chat_template> load_chat_template(const config::tokenizer_settings& settings);
 
 /// Converts OpenAI-style messages (a list of dicts, e.g. value_from_json of a request's "messages")
-/// to chat messages: "role" must be a string, "content" a string, a list of parts or null; other
+/// to chat messages: "role" must be a string, "content" a string, a list of parts, null or absent; other
 /// keys (tool_calls, tool_call_id, name, reasoning_content) become fields. Errors name the message.
 expected<std::vector<chat_message>> messages_from_value(const value& messages);
 

@@ -368,7 +368,12 @@ TEST_CASE("messages_from_value converts OpenAI-style messages") {
   CHECK((*msgs)[1].content.is_list());
   CHECK((*msgs)[2].content.is_none());
   CHECK((*msgs)[2].fields.str() == "{'tool_calls': [{'id': '1'}]}");
-  CHECK((*msgs)[3].content.is_none());
+  CHECK((*msgs)[3].content.is_undefined());
+  auto t = chat_template::parse("{% for m in messages %}{{ m.content is defined }}{{ m.content is none }} {% endfor %}");
+  REQUIRE(t);
+  auto out = apply_chat_template(*t, *msgs, false, "", "");
+  REQUIRE(out);
+  CHECK(*out == "TrueFalse TrueFalse TrueTrue FalseFalse ");
   CHECK(messages_from_value(*value_from_json(R"([{"content": "x"}])")).error().message ==
         "messages[0].role must be a string");
   CHECK(messages_from_value(*value_from_json(R"([{"role": "user"}, {"role": "user", "content": 5}])")).error().message ==
