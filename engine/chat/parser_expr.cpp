@@ -4,9 +4,27 @@
 
 namespace troupe::engine::chat::detail {
 
+namespace {
+
+// A deep copy, for the middle operands of chained comparisons.
+expr_ptr clone(const expr* e) {
+  if (!e) return nullptr;
+  auto c = node(e->kind, e->line, e->name);
+  c->literal = e->literal;
+  c->negated = e->negated;
+  for (const auto& a : e->args) c->args.push_back(clone(a.get()));
+  for (const auto& [k, a] : e->kwargs) c->kwargs.emplace_back(k, clone(a.get()));
+  return c;
+}
+
+}  // namespace
+
+// a < b < c is (a < b) and (b < c), as in Python; b is evaluated twice (expressions have no effects
+// but raise_exception, which ends the rendering anyway).
 expected<expr_ptr> parser::parse_compare() {
   CHAT_TRY(left, parse_binary_level(0));
-  bool compared = false;
+  expr_ptr chain;
+  const expr* previous = nullptr;
   while (true) {
     std::string op;
     if (cur().kind == token_kind::op &&
@@ -20,12 +38,14 @@ expected<expr_ptr> parser::parse_compare() {
       i_ += 2;
       op = "not in";
     } else {
-      return left;
+      return chain ? std::move(chain) : std::move(left);
     }
-    if (compared) return make_error("line ", cur().line, ": chained comparisons (a < b < c) are not supported");
-    compared = true;
     CHAT_TRY(right, parse_binary_level(0));
-    left = binary(expr_kind::binary, op, std::move(left), std::move(right));
+    const expr* right_ptr = right.get();
+    expr_ptr lhs = previous ? clone(previous) : std::move(left);
+    expr_ptr cmp = binary(expr_kind::binary, op, std::move(lhs), std::move(right));
+    chain = chain ? binary(expr_kind::logical, "and", std::move(chain), std::move(cmp)) : std::move(cmp);
+    previous = right_ptr;
   }
 }
 

@@ -117,6 +117,8 @@ TEST_CASE("operators, tests, conditionals and subscripts") {
   CHECK(render("{{ m['role'] }} {{ m.role }} {{ m.missing is defined }} {{ m.get('role') }} {{ m.get('x', 5) }}",
                R"({"m": {"role": "user"}})") == "user user False user 5");
   CHECK(render("{{ 1 < 2 and 'a' < 'b' and [1, 2] < [1, 3] and 2 >= 2.0 }}") == "True");
+  CHECK(render("{{ 1 < 2 < 3 }} {{ 1 < 3 < 2 }} {{ 0 <= x <= 10 }} {{ 3 > 2 > 1 > 0 }}", R"({"x": 5})") ==
+        "True False True True");
   CHECK(render("{{ (1 + 2) * 3 - -1 }} {{ 1 ~ 2 * 3 }} {{ 2 ** 3 ** 2 }}") == "10 16 64");
 }
 
