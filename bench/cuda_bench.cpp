@@ -1,7 +1,8 @@
 // CUDA benchmark: the card's copy bandwidth and bf16 GEMM rate, then decode-1 (128-token prompt,
 // 256 greedy tokens) and prefill-2k of a random-weight Llama (weights drawn on the GPU), each as
 // a fraction of its roofline ceiling measured in the same run. Usage:
-//   cuda_bench [--shape llama2-7b|llama3-8b] [--decode N] [--prompt N] [--prefill N] [--cublas-gemv] [--ops]
+//   cuda_bench [--shape llama2-7b|llama3-8b] [--decode N] [--prompt N] [--prefill N] [--cublas-gemv]
+//              [--gemv-variant N] [--ops]
 // (--ops: time each op at the decode-1 and prefill-2k shapes instead)
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
@@ -28,6 +29,7 @@ struct options {
   std::string shape = "llama2-7b";
   int prompt = 128, decode = 256, prefill = 2048;
   bool cublas_gemv = false;
+  int gemv_variant = 1;
   bool ops = false;
 };
 
@@ -210,7 +212,7 @@ void op_profile(const config::model_config& c, const std::string& label) {
       std::printf("  matmul %-8s m=%-5lld n=%-6lld k=%-6lld", x.name, (long long)x.m, (long long)x.w->dims[0],
                   (long long)x.w->dims[1]);
       double best = 1e30;
-      for (int v = 0; v <= (x.m == 1 ? 6 : 0); ++v) {
+      for (int v = 0; v <= (x.m == 1 ? 8 : 0); ++v) {
         kernels::cuda_set_gemv_variant(*be, x.m == 1 ? v : 1);
         const double t = per_call(*be, x.m == 1 ? 200 : 20, [&] { be->matmul(in, *x.w, nullptr, out); });
         best = std::min(best, t);
@@ -321,9 +323,10 @@ int main(int argc, char** argv) {
     else if (a == "--prefill") opt.prefill = std::atoi(next().c_str());
     else if (a == "--cublas-gemv") opt.cublas_gemv = true;
     else if (a == "--ops") opt.ops = true;
+    else if (a == "--gemv-variant") opt.gemv_variant = std::atoi(next().c_str());
     else {
       std::fprintf(stderr, "usage: cuda_bench [--shape llama2-7b|llama3-8b] [--prompt N] [--decode N] [--prefill N] "
-                           "[--cublas-gemv] [--ops]\n");
+                           "[--cublas-gemv] [--gemv-variant N] [--ops]\n");
       return 2;
     }
   }
@@ -359,7 +362,10 @@ int main(int argc, char** argv) {
   const double weight_bytes = 2.0 * double(params);
   std::printf("model %s: %.2fB parameters (%.2f GB bf16), drawn on the GPU in %.1f s\n", opt.shape.c_str(),
               double(params) / 1e9, weight_bytes / 1e9, seconds_since(load_start));
-  if (opt.cublas_gemv) kernels::cuda_use_own_gemv(*be, false);
+  if (!kernels::cuda_set_gemv_variant(*be, opt.cublas_gemv ? 0 : opt.gemv_variant)) {
+    std::fprintf(stderr, "cuda_bench: no gemv variant %d\n", opt.gemv_variant);
+    return 2;
+  }
 
   // decode-1: warm-up, then the timed run.
   auto cache = (*model)->make_kv_cache_for_tokens(std::max(opt.prompt + opt.decode, opt.prefill) + 16);
@@ -406,8 +412,9 @@ int main(int argc, char** argv) {
   }
   std::printf("\n| %s bf16 on %s | measured | ceiling | fraction |\n| --- | --- | --- | --- |\n", opt.shape.c_str(),
               prop.name);
+  const std::string gemv_name = opt.cublas_gemv ? "cuBLAS" : opt.gemv_variant == 1 ? "own" : "own v" + std::to_string(opt.gemv_variant);
   std::printf("| decode-1 (%d prompt, %d new, %s gemv) | %.1f tok/s | %.1f tok/s (%.0f GB/s / %.2f GB per step) | %.1f%% |\n",
-              opt.prompt, opt.decode, opt.cublas_gemv ? "cuBLAS" : "own", tok_s, ceiling, bw / 1e9, step_bytes / 1e9,
+              opt.prompt, opt.decode, gemv_name.c_str(), tok_s, ceiling, bw / 1e9, step_bytes / 1e9,
               100.0 * tok_s / ceiling);
   std::printf("| prefill-%d | %.0f tok/s (%.1f ms, %.0f TFLOP/s at 2*P*T) | %.0f TFLOP/s GEMM | %.1f%% |\n", opt.prefill,
               opt.prefill / t_prefill, t_prefill * 1e3, prefill_flops / t_prefill / 1e12, flops / 1e12,

@@ -109,7 +109,8 @@ if [[ " $STEPS " == *" ops "* ]]; then
 fi
 
 if [[ " $STEPS " == *" bench "* ]]; then
-  for args in "--shape llama2-7b" "--shape llama2-7b --cublas-gemv" "--shape llama3-8b"; do
+  for args in "--shape llama2-7b" "--shape llama2-7b --cublas-gemv" "--shape llama2-7b --gemv-variant 2" \
+              "--shape llama3-8b"; do
     log="$OUT/bench_$(echo $args | tr -c 'a-z0-9' '_').log"
     $bin/cuda_bench $args >"$log" 2>&1 || echo "cuda_bench $args failed: $(tail -3 "$log")"
     cat "$log"

@@ -28,8 +28,9 @@ bool cuda_set_dummy_weights(backend& be, uint64_t seed);
 /// uses troupe's own kernel, false cuBLAS. False for other backends.
 bool cuda_use_own_gemv(backend& be, bool on);
 
-/// Picks the matrix-vector kernel: 0 cuBLAS, 1 to 6 troupe's tilings (1 is the default). False for
-/// other backends or an unknown variant. For benchmarks.
+/// Picks the matrix-vector kernel: 0 cuBLAS, 1 troupe's kernel with the tiling chosen by size (the
+/// default), 2 to 8 one fixed tiling each. False for other backends or an unknown variant. For
+/// benchmarks and tests.
 bool cuda_set_gemv_variant(backend& be, int variant);
 
 /// Where a CUDA backend sends attention when a sequence has several new rows: true (the default)

@@ -35,7 +35,7 @@ void cuda_backend::flush() {
   pending_.clear();
   if (!ok()) return;
   profile_scope timing(*this, b.count == 1 ? "matmul (gemv)" : "matmul (gemv, batched)");
-  TROUPE_CUDA_OK(gemv_batched(compute_, first.x.data, b, first.x.numel(), gemv_variant_, stream()));
+  TROUPE_CUDA_OK(gemv_batched(compute_, first.x.data, b, first.x.numel(), gemv_variant_, num_sms_, stream()));
 }
 
 void cuda_backend::embedding(const tensor& table, const index_tensor& ids, tensor& out) {

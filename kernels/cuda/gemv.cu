@@ -1,4 +1,5 @@
-// Matrix-vector product: each warp streams two weight rows with several 16-byte loads in flight.
+// Matrix-vector products: each warp streams one to four weight rows (or a share of them) with several
+// 16-byte loads in flight.
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/gemv.cuh"
 
@@ -30,9 +31,14 @@ struct gemv_launch {
   int64_t block_start[gemv_batch::max_count + 1] = {};
 };
 
-template <class T, int rows_per_warp, int unroll, int warps_per_block>
+// A block's warps_per_block / k_split row groups of rows_per_warp rows each; the k_split warps of a
+// group stream a 1/k_split share of the row each and add up through shared memory (for products
+// with few rows, so that enough warps stream at once).
+template <class T, int rows_per_warp, int unroll, int warps_per_block, int k_split>
 __global__ void __launch_bounds__(warps_per_block * 32)
     gemv_kernel(const T* __restrict__ x, gemv_launch l, int64_t k) {
+  constexpr int groups = warps_per_block / k_split;
+  __shared__ float partial[warps_per_block][rows_per_warp];
   int seg = 0;
   while (seg + 1 < l.batch.count && blockIdx.x >= l.block_start[seg + 1]) ++seg;
   const T* __restrict__ w = static_cast<const T*>(l.batch.w[seg]);
@@ -40,39 +46,55 @@ __global__ void __launch_bounds__(warps_per_block * 32)
   T* __restrict__ out = static_cast<T*>(l.batch.out[seg]);
   const int64_t n = l.batch.n[seg];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int64_t row0 = ((int64_t{blockIdx.x} - l.block_start[seg]) * warps_per_block + warp) * rows_per_warp;
-  if (row0 >= n) return;
+  const int group = warp / k_split, slice = warp % k_split;
+  const int64_t row0 = ((int64_t{blockIdx.x} - l.block_start[seg]) * groups + group) * rows_per_warp;
   const int64_t kv = k / 8;
+  const int64_t begin = kv * slice / k_split, end = kv * (slice + 1) / k_split;
   const auto* xv = reinterpret_cast<const vec8<T>*>(x);
   const vec8<T>* wv[rows_per_warp];
 #pragma unroll
   for (int r = 0; r < rows_per_warp; ++r)
     wv[r] = reinterpret_cast<const vec8<T>*>(w + (row0 + r < n ? row0 + r : n - 1) * k);
   float acc[rows_per_warp] = {};
-  int64_t i = lane;
-  for (; i + 32 * (unroll - 1) < kv; i += 32 * unroll) {
-    vec8<T> xs[unroll], ws[rows_per_warp][unroll];
+  if (row0 < n) {
+    int64_t i = begin + lane;
+    for (; i + 32 * (unroll - 1) < end; i += 32 * unroll) {
+      vec8<T> xs[unroll], ws[rows_per_warp][unroll];
 #pragma unroll
-    for (int u = 0; u < unroll; ++u) {
+      for (int u = 0; u < unroll; ++u) {
 #pragma unroll
-      for (int r = 0; r < rows_per_warp; ++r) ws[r][u] = load_stream(wv[r] + i + 32 * u);
-      xs[u] = load_stream(xv + i + 32 * u);
+        for (int r = 0; r < rows_per_warp; ++r) ws[r][u] = load_stream(wv[r] + i + 32 * u);
+        xs[u] = load_stream(xv + i + 32 * u);
+      }
+#pragma unroll
+      for (int u = 0; u < unroll; ++u)
+#pragma unroll
+        for (int r = 0; r < rows_per_warp; ++r) acc[r] += dot8(ws[r][u], xs[u]);
     }
+    for (; i < end; i += 32) {
+      const vec8<T> xs = load_stream(xv + i);
 #pragma unroll
-    for (int u = 0; u < unroll; ++u)
-#pragma unroll
-      for (int r = 0; r < rows_per_warp; ++r) acc[r] += dot8(ws[r][u], xs[u]);
-  }
-  for (; i < kv; i += 32) {
-    const vec8<T> xs = load_stream(xv + i);
-#pragma unroll
-    for (int r = 0; r < rows_per_warp; ++r) acc[r] += dot8(load_stream(wv[r] + i), xs);
+      for (int r = 0; r < rows_per_warp; ++r) acc[r] += dot8(load_stream(wv[r] + i), xs);
+    }
   }
 #pragma unroll
-  for (int r = 0; r < rows_per_warp; ++r) {
-    const float s = warp_sum(acc[r]);
-    if (lane == 0 && row0 + r < n) out[row0 + r] = from_f<T>(s + (bias != nullptr ? bias[row0 + r] : 0.0f));
+  for (int r = 0; r < rows_per_warp; ++r) acc[r] = warp_sum(acc[r]);
+  if constexpr (k_split > 1) {
+    if (lane == 0)
+#pragma unroll
+      for (int r = 0; r < rows_per_warp; ++r) partial[warp][r] = acc[r];
+    __syncthreads();
+    if (slice != 0) return;
+#pragma unroll
+    for (int r = 0; r < rows_per_warp; ++r) {
+      acc[r] = 0.0f;
+      for (int j = 0; j < k_split; ++j) acc[r] += partial[warp + j][r];
+    }
   }
+  if (lane == 0)
+#pragma unroll
+    for (int r = 0; r < rows_per_warp; ++r)
+      if (row0 + r < n) out[row0 + r] = from_f<T>(acc[r] + (bias != nullptr ? bias[row0 + r] : 0.0f));
 }
 
 }  // namespace
@@ -83,34 +105,40 @@ bool gemv_supported(dtype type, const void* x, const void* w, int64_t k) {
 
 namespace {
 
-template <class T, int rows_per_warp, int unroll, int warps_per_block>
+template <class T, int rows_per_warp, int unroll, int warps_per_block, int k_split>
 void launch(const void* x, const gemv_batch& batch, int64_t k, cudaStream_t stream) {
-  constexpr int64_t rows_per_block = warps_per_block * rows_per_warp;
+  constexpr int64_t rows_per_block = warps_per_block / k_split * rows_per_warp;
   gemv_launch l;
   l.batch = batch;
   for (int i = 0; i < batch.count; ++i)
     l.block_start[i + 1] = l.block_start[i] + (batch.n[i] + rows_per_block - 1) / rows_per_block;
   const auto blocks = static_cast<unsigned>(l.block_start[batch.count]);
   if (blocks == 0) return;
-  gemv_kernel<T, rows_per_warp, unroll, warps_per_block><<<blocks, warps_per_block * 32, 0, stream>>>(
-      static_cast<const T*>(x), l, k);
+  gemv_kernel<T, rows_per_warp, unroll, warps_per_block, k_split>
+      <<<blocks, warps_per_block * 32, 0, stream>>>(static_cast<const T*>(x), l, k);
 }
 
 }  // namespace
 
-cudaError_t gemv_batched(dtype type, const void* x, const gemv_batch& batch, int64_t k, int variant,
+cudaError_t gemv_batched(dtype type, const void* x, const gemv_batch& batch, int64_t k, int variant, int num_sms,
                          cudaStream_t stream) {
   if (batch.count <= 0) return cudaSuccess;
+  if (variant == 1) {  // automatic: split k where two rows per warp would leave too few blocks
+    int64_t rows = 0;
+    for (int i = 0; i < batch.count; ++i) rows += batch.n[i];
+    variant = rows / 16 < 3LL * num_sms ? 7 : 2;
+  }
   dispatch_type(type, [&](auto e) {
     using T = decltype(e);
     if constexpr (!std::is_same_v<T, float>) {
-      switch (variant) {  // rows per warp, loads in flight per row, warps per block
-        case 2: launch<T, 1, 8, 8>(x, batch, k, stream); break;
-        case 3: launch<T, 4, 2, 8>(x, batch, k, stream); break;
-        case 4: launch<T, 2, 8, 4>(x, batch, k, stream); break;
-        case 5: launch<T, 1, 4, 4>(x, batch, k, stream); break;
-        case 6: launch<T, 4, 4, 4>(x, batch, k, stream); break;
-        default: launch<T, 2, 4, 8>(x, batch, k, stream); break;
+      switch (variant) {  // rows per warp, loads in flight per row, warps per block, warps per row
+        case 3: launch<T, 1, 8, 8, 1>(x, batch, k, stream); break;
+        case 4: launch<T, 4, 2, 8, 1>(x, batch, k, stream); break;
+        case 5: launch<T, 2, 8, 4, 1>(x, batch, k, stream); break;
+        case 6: launch<T, 1, 4, 4, 1>(x, batch, k, stream); break;
+        case 7: launch<T, 1, 4, 8, 4>(x, batch, k, stream); break;
+        case 8: launch<T, 2, 4, 8, 2>(x, batch, k, stream); break;
+        default: launch<T, 2, 4, 8, 1>(x, batch, k, stream); break;
       }
     }
   });
@@ -118,14 +146,14 @@ cudaError_t gemv_batched(dtype type, const void* x, const gemv_batch& batch, int
 }
 
 cudaError_t gemv(dtype type, const void* x, const void* w, const float* bias, void* out, int64_t n, int64_t k,
-                 int variant, cudaStream_t stream) {
+                 int variant, int num_sms, cudaStream_t stream) {
   gemv_batch b;
   b.w[0] = w;
   b.bias[0] = bias;
   b.out[0] = out;
   b.n[0] = n;
   b.count = 1;
-  return gemv_batched(type, x, b, k, variant, stream);
+  return gemv_batched(type, x, b, k, variant, num_sms, stream);
 }
 
 }  // namespace troupe::kernels::cuda

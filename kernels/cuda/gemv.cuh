@@ -13,9 +13,10 @@ namespace troupe::kernels::cuda {
 bool gemv_supported(dtype type, const void* x, const void* w, int64_t k);
 
 /// out[j] = sum_i x[i] * w[j, i] (+ bias[j]) for j < n; x [k], w [n, k], out [n] of `type`,
-/// bias float32 or null; float32 accumulation. variant picks the tiling (1 to 6; see gemv.cu).
+/// bias float32 or null; float32 accumulation. variant picks the tiling (1: automatic from the row
+/// count and num_sms, 2 to 8: fixed; see gemv.cu).
 cudaError_t gemv(dtype type, const void* x, const void* w, const float* bias, void* out, int64_t n, int64_t k,
-                 int variant, cudaStream_t stream);
+                 int variant, int num_sms, cudaStream_t stream);
 
 /// Up to four products of the same x in one launch (the q, k, v or gate, up projections of decode).
 struct gemv_batch {
@@ -28,10 +29,10 @@ struct gemv_batch {
 };
 
 /// out_i = w_i x (+ bias_i) for every product of the batch, each w_i [n_i, k].
-cudaError_t gemv_batched(dtype type, const void* x, const gemv_batch& batch, int64_t k, int variant,
+cudaError_t gemv_batched(dtype type, const void* x, const gemv_batch& batch, int64_t k, int variant, int num_sms,
                          cudaStream_t stream);
 
 /// Number of gemv variants.
-constexpr int gemv_variants = 6;
+constexpr int gemv_variants = 8;
 
 }  // namespace troupe::kernels::cuda
