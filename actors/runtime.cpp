@@ -130,9 +130,12 @@ class runtime_impl final : public runtime {
     sh.accepting = false;
     if (!sh.scheduler_handle || core_->stopped) return;
     caf::anon_send(sh.scheduler_handle, drain_atom_v);
-    if (sh.wait_requests(std::chrono::steady_clock::now() + grace)) return;
+    // Clamped so that now + grace cannot overflow (a caller may pass milliseconds::max()).
+    const auto g = std::clamp(grace, std::chrono::milliseconds(0), std::chrono::milliseconds(std::chrono::hours(24 * 365)));
+    if (sh.wait_requests(std::chrono::steady_clock::now() + g)) return;
     caf::anon_send(sh.scheduler_handle, cancel_all_atom_v);
-    sh.wait_requests(std::chrono::steady_clock::time_point::max());
+    while (!sh.wait_requests(std::chrono::steady_clock::now() + std::chrono::seconds(1))) {
+    }
   }
 
   runtime_metrics metrics() const override { return core_->shared.metrics.snapshot(); }

@@ -246,6 +246,19 @@ TEST_CASE("drain stops admitting, lets short requests finish and cancels long on
   CHECK(m.kv_blocks_used == 0);
 }
 
+TEST_CASE("drain with an unbounded grace waits for requests to finish", "[actors]") {
+  auto rt = start(options_for(small_engine()));
+  auto s = rt->submit(greedy(story_prompts()[0], 20));
+  REQUIRE(s.has_value());
+  rt->drain(std::chrono::milliseconds::max());
+  CHECK(rt->metrics().requests_running == 0);
+  const auto out = collect(**s, 1);
+  CHECK(out[0].finish_reason == "length");
+  CHECK(out[0].ids.size() == 20);
+  rt->drain(std::chrono::milliseconds(-5));  // again, with nothing left: returns at once
+  CHECK_FALSE(rt->ready());
+}
+
 TEST_CASE("metrics add up: tokens, finish reasons, histograms and mailbox depths", "[actors]") {
   auto rt = start(options_for(small_engine()));
   uint64_t prompt_tokens = 0, generated = 0;
