@@ -200,6 +200,8 @@ expected<std::unique_ptr<runtime>> runtime::start(const runtime_options& options
     const auto name = dir.filename().empty() ? dir.parent_path().filename() : dir.filename();
     sh.options.served_model_name = name.string();
   }
+  if (options.max_queued_prompt_tokens < 0)
+    return make_error("max_queued_prompt_tokens must not be negative, got ", options.max_queued_prompt_tokens);
   if (options.steps_in_flight < 1)
     return make_error("steps_in_flight must be at least 1, got ", options.steps_in_flight);
   if (options.max_waiting < 1) return make_error("max_waiting must be at least 1, got ", options.max_waiting);

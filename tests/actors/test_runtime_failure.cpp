@@ -83,6 +83,18 @@ TEST_CASE("an executor that keeps failing ends every request with an error and t
   CHECK(m.kv_blocks_used == 0);
 }
 
+TEST_CASE("drain returns when a failing executor ends every request", "[actors]") {
+  auto plan = std::make_shared<failure_plan>();
+  plan->failing_instances = 100;
+  plan->fail_after_steps = 3;
+  auto rt = start(with_plan(options_for(small_engine()), plan));
+  auto streams = submit_all(*rt, 200);
+  const auto t0 = std::chrono::steady_clock::now();
+  rt->drain(std::chrono::seconds(60));
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(20));
+  for (auto& s : streams) CHECK(collect(*s, 1)[0].finish_reason == "error");
+}
+
 TEST_CASE("an executor that cannot load the model makes start fail with the reason", "[actors]") {
   auto o = options_for(small_engine());
   o.backend_factory = []() -> std::unique_ptr<kernels::backend> { return nullptr; };

@@ -246,6 +246,30 @@ TEST_CASE("drain stops admitting, lets short requests finish and cancels long on
   CHECK(m.kv_blocks_used == 0);
 }
 
+TEST_CASE("cancel from another thread wakes a consumer blocked in next()", "[actors]") {
+  auto plan = std::make_shared<failure_plan>();
+  plan->failing_instances = 0;
+  plan->delay_ms = 5;  // slow steps: the request is far from done when it is cancelled
+  auto rt = start(with_plan(options_for(small_engine()), plan));
+  auto r = greedy(story_prompts()[0], 1000);
+  r.params.ignore_eos = true;
+  auto s = rt->submit(r);
+  REQUIRE(s.has_value());
+  std::atomic<bool> got_abort{false};
+  std::thread consumer([&] {
+    while (!(*s)->done())
+      if (auto ev = (*s)->next(std::chrono::seconds(30)))
+        if (ev->finished) got_abort = ev->finish_reason == "abort";
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  const auto t0 = std::chrono::steady_clock::now();
+  (*s)->cancel();
+  consumer.join();
+  CHECK(got_abort.load());
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(2));
+  REQUIRE(eventually(*rt, [](const runtime_metrics& m) { return m.kv_blocks_used == 0 && m.requests_running == 0; }));
+}
+
 TEST_CASE("drain with an unbounded grace waits for requests to finish", "[actors]") {
   auto rt = start(options_for(small_engine()));
   auto s = rt->submit(greedy(story_prompts()[0], 20));
