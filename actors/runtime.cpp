@@ -152,6 +152,8 @@ class runtime_impl final : public runtime {
     const auto& p = r.params;
     auto bad = [](auto&&... parts) { return make_error_code(errc::invalid_argument, parts...); };
     if (p.n < 1 || p.n > max_samples) return bad("n must be within [1, ", max_samples, "], got ", p.n);
+    if (p.n > sh.options.max_waiting)
+      return bad("n (", p.n, ") exceeds the samples the server queues at once (max_waiting ", sh.options.max_waiting, ")");
     if (p.max_tokens < 1) return bad("max_tokens must be at least 1, got ", p.max_tokens);
     if (auto ok = engine::validate(p.sampling, sh.model.vocab_size); !ok) return bad(ok.error().message);
     if (p.logprobs < -1 || p.logprobs > engine::max_logprobs)

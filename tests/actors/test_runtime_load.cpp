@@ -141,6 +141,12 @@ TEST_CASE("admission beyond max_waiting answers resource_exhausted at once; admi
     CHECK(out[0].ids.size() == 24);
   }
   CHECK(rt->metrics().requests_rejected == uint64_t(rejected));
+  // More samples than max_waiting could never be admitted: a bad request, not "try later".
+  auto too_many = greedy("Tom had a big red ball.", 4);
+  too_many.params.n = 5;
+  auto refused = rt->submit(too_many);
+  REQUIRE_FALSE(refused.has_value());
+  CHECK(refused.error().code == errc::invalid_argument);
   // Once they are done, there is room again.
   auto again = rt->submit(greedy("Tom had a big red ball.", 4));
   REQUIRE(again.has_value());
