@@ -20,36 +20,6 @@ namespace {
 
 using namespace troupe::actors;
 
-constexpr int32_t max_samples = 128;  // n per request at most (as engine::llm)
-constexpr int64_t default_cache_bytes = int64_t{256} << 20;
-
-// The engine limits, computed as engine::llm::create does.
-expected<engine::scheduler_options> scheduler_options_for(const config::model_config& cfg,
-                                                          const engine::llm_options& o) {
-  engine::scheduler_options so;
-  so.block_size = o.block_size;
-  so.enable_prefix_caching = o.enable_prefix_caching;
-  so.max_num_seqs = o.max_num_seqs;
-  so.max_num_batched_tokens = o.max_num_batched_tokens;
-  so.max_model_len = o.max_model_len == 0 ? cfg.max_position_embeddings : o.max_model_len;
-  if (so.max_model_len > cfg.max_position_embeddings)
-    return make_error("max_model_len ", so.max_model_len, " exceeds the model's context of ",
-                      cfg.max_position_embeddings, " tokens (max_position_embeddings)");
-  if (o.block_size <= 0) return make_error("block_size must be positive, got ", o.block_size);
-  if (o.kv_cache_blocks < 0 || o.kv_cache_blocks > std::numeric_limits<int32_t>::max())
-    return make_error("kv_cache_blocks must be within [0, 2^31), got ", o.kv_cache_blocks);
-  int64_t blocks = o.kv_cache_blocks;
-  if (blocks == 0) {
-    const int64_t per_block = cfg.num_hidden_layers * 2 * o.block_size * cfg.num_key_value_heads *
-                              cfg.head_dim * int64_t(sizeof(float));
-    const int64_t per_seq = (so.max_model_len + o.block_size - 1) / o.block_size;
-    blocks = std::max<int64_t>(1, std::min<int64_t>(int64_t{std::max(o.max_num_seqs, 1)} * per_seq,
-                                                    default_cache_bytes / std::max<int64_t>(per_block, 1)));
-  }
-  so.num_blocks = static_cast<int32_t>(blocks);
-  if (auto ok = engine::validate(so); !ok) return ok.error();
-  return so;
-}
 
 // Owns the actor system (when private) and the state the actors share. Streams hold it weakly so
 // that a late cancel() after shutdown does nothing.
@@ -151,7 +121,7 @@ class runtime_impl final : public runtime {
     const runtime_shared& sh = core_->shared;
     const auto& p = r.params;
     auto bad = [](auto&&... parts) { return make_error_code(errc::invalid_argument, parts...); };
-    if (p.n < 1 || p.n > max_samples) return bad("n must be within [1, ", max_samples, "], got ", p.n);
+    if (p.n < 1 || p.n > engine::max_samples) return bad("n must be within [1, ", engine::max_samples, "], got ", p.n);
     if (p.n > sh.options.max_waiting)
       return bad("n (", p.n, ") exceeds the samples the server queues at once (max_waiting ", sh.options.max_waiting, ")");
     if (p.max_tokens < 1) return bad("max_tokens must be at least 1, got ", p.max_tokens);
@@ -190,7 +160,7 @@ expected<std::unique_ptr<runtime>> runtime::start(const runtime_options& options
   auto tok = engine::tokenizer::load(dir);
   if (!tok) return tok.error();
   sh.tok = std::move(*tok);
-  auto so = scheduler_options_for(sh.model, options.engine);
+  auto so = engine::make_scheduler_options(sh.model, options.engine);
   if (!so) return make_error(dir, ": ", so.error().message);
   sh.scheduler = *so;
   sh.max_len = std::min<int64_t>(so->max_model_len, int64_t{so->num_blocks} * so->block_size + 1);

@@ -196,7 +196,7 @@ expected<bool> less(const value& a, const value& b) {
 }
 
 static void json_escape_code(std::string& out, uint32_t c) {
-  char b[8];
+  char b[16];
   std::snprintf(b, sizeof b, "\\u%04x", c);
   out += b;
 }

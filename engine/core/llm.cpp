@@ -9,7 +9,6 @@ namespace troupe::engine {
 
 namespace {
 
-constexpr int32_t max_samples = 128;  // n per input at most
 constexpr int64_t default_cache_bytes = int64_t{256} << 20;
 
 }  // namespace
@@ -21,9 +20,7 @@ llm::llm(llama_model& model, const tokenizer& tok, const scheduler_options& so, 
       runner_(model, so.num_blocks, so.block_size),
       texts_(tok) {}
 
-expected<std::unique_ptr<llm>> llm::create(llama_model& model, const tokenizer& tok, const llm_options& o,
-                                           block_hash_fn hash) {
-  const auto& cfg = model.config();
+expected<scheduler_options> make_scheduler_options(const config::model_config& cfg, const llm_options& o) {
   scheduler_options so;
   so.block_size = o.block_size;
   so.enable_prefix_caching = o.enable_prefix_caching;
@@ -46,7 +43,14 @@ expected<std::unique_ptr<llm>> llm::create(llama_model& model, const tokenizer& 
   }
   so.num_blocks = static_cast<int32_t>(blocks);
   if (auto ok = validate(so); !ok) return ok.error();
-  return std::unique_ptr<llm>(new llm(model, tok, so, std::move(hash)));
+  return so;
+}
+
+expected<std::unique_ptr<llm>> llm::create(llama_model& model, const tokenizer& tok, const llm_options& o,
+                                           block_hash_fn hash) {
+  auto so = make_scheduler_options(model.config(), o);
+  if (!so) return so.error();
+  return std::unique_ptr<llm>(new llm(model, tok, *so, std::move(hash)));
 }
 
 void llm::finish(request_id id, finish_reason reason, std::string why) {

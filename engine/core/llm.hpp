@@ -28,6 +28,14 @@ struct llm_options {
   int64_t max_model_len = 0;              ///< 0: the model's max_position_embeddings
 };
 
+/// The scheduler limits these options give for a model: max_model_len defaults to the model's
+/// context; kv_cache_blocks 0 sizes the cache for max_num_seqs full-length sequences, at most 256 MiB
+/// of float32 K/V. Errors name the option out of range.
+expected<scheduler_options> make_scheduler_options(const config::model_config& cfg, const llm_options& o);
+
+/// Most samples (n) one input may ask for.
+inline constexpr int32_t max_samples = 128;
+
 /// One input: a text prompt (tokenised with add_special_tokens) or, when prompt_ids is not empty,
 /// token ids as they are.
 struct llm_request {
