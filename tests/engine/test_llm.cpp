@@ -10,42 +10,15 @@
 #include "engine/generation/generate.hpp"
 #include "engine/model/sequence_runner.hpp"
 #include "kernels/cpu/cpu_backend.hpp"
+#include "tests/engine/bundled_model.hpp"
 
 using namespace troupe;
 using namespace troupe::engine;
 using ids = std::vector<int32_t>;
+using testing::alone;
+using testing::the;
 
 namespace {
-
-struct fixture {
-  kernels::cpu::cpu_backend backend{1};
-  std::unique_ptr<llama_model> model;
-  std::unique_ptr<tokenizer> tok;
-  fixture() {
-    auto m = llama_model::load(TROUPE_DEFAULT_MODEL, backend);
-    REQUIRE(m.has_value());
-    model = std::move(*m);
-    auto t = tokenizer::load(TROUPE_DEFAULT_MODEL);
-    REQUIRE(t.has_value());
-    tok = std::make_unique<tokenizer>(std::move(*t));
-  }
-};
-
-fixture& the() {
-  static fixture f;
-  return f;
-}
-
-// The same request run alone through engine::generate.
-generate_result alone(const ids& prompt, const request_params& p) {
-  generate_options o;
-  o.max_tokens = p.max_tokens;
-  o.sampling = p.sampling;
-  o.ignore_eos = p.ignore_eos;
-  auto r = generate_from_ids(*the().model, *the().tok, prompt, o);
-  REQUIRE(r.has_value());
-  return std::move(*r);
-}
 
 ids encode(const std::string& text) {
   auto e = the().tok->encode(text);
