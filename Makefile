@@ -20,8 +20,9 @@ test: deps build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
 # The OpenAI-compatible server on the bundled model at http://127.0.0.1:8000 (SERVE_ARGS adds flags,
-# e.g. make serve SERVE_ARGS="--port 9000 --model /path/to/model").
-serve: deps build
+# e.g. make serve SERVE_ARGS="--port 9000 --model /path/to/model"); builds only the program.
+serve: deps configure
+	cmake --build $(BUILD) -j $(JOBS) --target troupe
 	$(BUILD)/troupe serve $(SERVE_ARGS)
 
 clean:
