@@ -5,54 +5,10 @@
 #include <vector>
 
 #include "engine/core/scheduler.hpp"
+#include "tests/engine/scheduler_steps.hpp"
 
 using namespace troupe::engine;
-using ids = std::vector<int32_t>;
-
-namespace {
-
-ids range(int32_t first, int32_t n) {
-  ids out;
-  for (int32_t i = 0; i < n; ++i) out.push_back(first + i);
-  return out;
-}
-
-request make(request_id id, int32_t prompt_len, int64_t max_tokens = 16, int32_t priority = 0) {
-  request_params p;
-  p.max_tokens = max_tokens;
-  p.priority = priority;
-  return request(id, range(100 + int32_t(id) * 50, prompt_len), p, ids{2});
-}
-
-// (id, tokens) of each scheduled entry.
-std::vector<std::pair<request_id, int32_t>> plan(const schedule_output& out) {
-  std::vector<std::pair<request_id, int32_t>> v;
-  for (const auto& s : out.scheduled) v.emplace_back(s.id, s.num_tokens);
-  return v;
-}
-
-// Runs one step in which every sampling request samples `token`.
-std::vector<request_output> step(scheduler& s, schedule_output& out, int32_t token = 7) {
-  out = s.schedule();
-  std::vector<int32_t> sampled(out.scheduled.size(), -1);
-  for (size_t i = 0; i < sampled.size(); ++i)
-    if (out.scheduled[i].samples) sampled[i] = token;
-  return s.update_from_output(out, sampled);
-}
-
-scheduler_options opts(int32_t blocks, int32_t block_size, int32_t budget, int32_t seqs = 16) {
-  scheduler_options o;
-  o.num_blocks = blocks;
-  o.block_size = block_size;
-  o.max_num_batched_tokens = budget;
-  o.max_num_seqs = seqs;
-  o.max_model_len = 1024;
-  return o;
-}
-
-using plan_t = std::vector<std::pair<request_id, int32_t>>;
-
-}  // namespace
+using namespace troupe::engine::testing;
 
 TEST_CASE("a long prompt is prefilled in chunks and never stalls the decodes of others") {
   scheduler s(opts(64, 4, 8));
