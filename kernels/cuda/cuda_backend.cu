@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "kernels/cuda/convert.cuh"
+#include "kernels/cuda/cublas_loader.hpp"
 #include "kernels/cuda/gemv.cuh"
 #include "kernels/cuda/cuda_backend.hpp"
 #include "kernels/cuda/cuda_backend_impl.cuh"
@@ -98,12 +99,14 @@ std::unique_ptr<cuda_backend> cuda_backend::create(int device, dtype compute, st
     uint64_t keep = std::numeric_limits<uint64_t>::max();
     cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep);
   }
-  if (cublasCreate(&be->blas_) != CUBLAS_STATUS_SUCCESS) return fail("cublasCreate failed");
-  cublasSetStream(be->blas_, be->ctx_->stream);
+  be->cublas_ = load_cublas(why);
+  if (be->cublas_ == nullptr) return fail(why ? *why : "cannot load cuBLAS");
+  if (be->cublas_->create(&be->blas_) != CUBLAS_STATUS_SUCCESS) return fail("cublasCreate failed");
+  be->cublas_->set_stream(be->blas_, be->ctx_->stream);
   constexpr size_t workspace_bytes = size_t{32} << 20;
   be->blas_workspace_ = be->device_bytes(workspace_bytes);
   if (!be->ok()) return fail(be->error());
-  cublasSetWorkspace(be->blas_, be->blas_workspace_.get(), workspace_bytes);
+  be->cublas_->set_workspace(be->blas_, be->blas_workspace_.get(), workspace_bytes);
   be->compute_ = compute;
   be->num_sms_ = prop.multiProcessorCount;
   be->name_ = "cuda:" + std::to_string(device);
@@ -114,7 +117,7 @@ cuda_backend::~cuda_backend() {
   flush();
   if (ctx_) cudaStreamSynchronize(ctx_->stream);
   blas_workspace_.reset();
-  if (blas_ != nullptr) cublasDestroy(blas_);
+  if (blas_ != nullptr) cublas_->destroy(blas_);
 }
 
 bool cuda_backend::check(cudaError_t e, const char* what, const char* file, int line) {

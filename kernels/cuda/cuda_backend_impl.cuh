@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "kernels/backend.hpp"
+#include "kernels/cuda/cublas_loader.hpp"
 
 namespace troupe::kernels::cuda {
 
@@ -82,6 +83,7 @@ class cuda_backend final : public backend {
   tensor make_tensor(dtype type, shape dims);
 
   std::shared_ptr<device_context> ctx_;
+  const cublas_api* cublas_ = nullptr;  // loaded at run time (cublas_loader.hpp)
   cublasHandle_t blas_ = nullptr;
   std::shared_ptr<void> blas_workspace_;
   dtype compute_ = dtype::bf16;

@@ -89,7 +89,7 @@ void cuda_backend::matmul(const tensor& x, const tensor& weight, const tensor* b
   profile_scope timing(*this, "matmul (cuBLAS)");
   const float alpha = 1.0f, beta = 0.0f;
   const cudaDataType_t t = blas_type(compute_);
-  TROUPE_CUBLAS_OK(cublasGemmEx(blas_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(n), static_cast<int>(m),
+  TROUPE_CUBLAS_OK(cublas_->gemm_ex(blas_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(n), static_cast<int>(m),
                                 static_cast<int>(k), &alpha, weight.data, t, static_cast<int>(k), x.data, t,
                                 static_cast<int>(k), &beta, out.data, t, static_cast<int>(n), CUBLAS_COMPUTE_32F,
                                 CUBLAS_GEMM_DEFAULT));
