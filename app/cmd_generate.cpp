@@ -31,7 +31,7 @@ struct generate_args {
   bool ignore_eos = false;
   bool json = false;
   int threads = 0;
-  std::string device = "cpu";  // cpu, cuda, cuda:N or auto
+  std::string device = "auto";  // cpu, cuda, cuda:N or auto
   std::string dtype = "auto";  // the CUDA compute type: auto, bfloat16 or float16
   std::string prompts_file;
   engine::llm_options engine;

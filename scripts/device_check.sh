@@ -31,7 +31,7 @@ echo "== troupe generate vs transformers, live, greedy 64 tokens"
 prompts=("Once upon a time" "Lily and Tom went to the park." "The dog ran to")
 match=0
 for p in "${prompts[@]}"; do
-  ours=$($bin/troupe generate --prompt "$p" --max-tokens 64 --temperature 0 --json)
+  ours=$($bin/troupe generate --device cpu --prompt "$p" --max-tokens 64 --temperature 0 --json)
   theirs=$(PROMPT="$p" python3 - <<'PY'
 import json, os, torch
 from transformers import AutoTokenizer, LlamaForCausalLM

@@ -14,7 +14,7 @@ foreach(i RANGE ${last})
   string(JSON n LENGTH "${want_ids}")
   # From transformers' own prompt ids: the model and the decoding must agree exactly.
   string(REGEX REPLACE "[ \n]" "" ids_arg "${want_prompt}")
-  execute_process(COMMAND "${TROUPE}" generate --prompt-ids "${ids_arg}" --max-tokens ${n}
+  execute_process(COMMAND "${TROUPE}" generate --device cpu --prompt-ids "${ids_arg}" --max-tokens ${n}
                           --temperature 0 --json
                   OUTPUT_VARIABLE out ERROR_VARIABLE err RESULT_VARIABLE rc)
   if(NOT rc EQUAL 0)
@@ -27,7 +27,7 @@ foreach(i RANGE ${last})
   # one fewer "▁" in front), so the text path is compared only where the prompt starts with a letter.
   set(pairs "got_ids:want_ids" "got_text:want_text")
   if(prompt MATCHES "^[A-Za-z]")
-    execute_process(COMMAND "${TROUPE}" generate --prompt "${prompt}" --max-tokens ${n}
+    execute_process(COMMAND "${TROUPE}" generate --device cpu --prompt "${prompt}" --max-tokens ${n}
                             --temperature 0 --json
                     OUTPUT_VARIABLE out2 ERROR_VARIABLE err RESULT_VARIABLE rc)
     if(NOT rc EQUAL 0)

@@ -13,7 +13,7 @@ endforeach()
 file(WRITE "${WORK}/prompts.jsonl" "${lines}")
 
 foreach(flags "--kv-cache-blocks;0" "--kv-cache-blocks;12;--max-num-batched-tokens;16;--max-num-seqs;3")
-  execute_process(COMMAND "${TROUPE}" generate --prompts-file "${WORK}/prompts.jsonl" --json ${flags}
+  execute_process(COMMAND "${TROUPE}" generate --device cpu --prompts-file "${WORK}/prompts.jsonl" --json ${flags}
                   OUTPUT_VARIABLE out ERROR_VARIABLE err RESULT_VARIABLE rc)
   if(NOT rc EQUAL 0)
     message(FATAL_ERROR "--prompts-file ${flags} failed (${rc}): ${err}")
@@ -25,7 +25,7 @@ foreach(flags "--kv-cache-blocks;0" "--kv-cache-blocks;12;--max-num-batched-toke
     message(FATAL_ERROR "expected 6 output lines, got ${n}:\n${out}")
   endif()
   foreach(p len got IN ZIP_LISTS prompts lengths out_lines)
-    execute_process(COMMAND "${TROUPE}" generate --prompt "${p}" --max-tokens ${len} --temperature 0
+    execute_process(COMMAND "${TROUPE}" generate --device cpu --prompt "${p}" --max-tokens ${len} --temperature 0
                             --ignore-eos --json
                     OUTPUT_VARIABLE alone RESULT_VARIABLE rc)
     string(JSON want GET "${alone}" output_ids)
