@@ -2,8 +2,11 @@
 #include "engine/core/llm.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <limits>
 #include <unordered_map>
+
+#include "kernels/cuda/cuda_backend.hpp"
 
 namespace troupe::engine {
 
@@ -46,11 +49,63 @@ expected<scheduler_options> make_scheduler_options(const config::model_config& c
   return so;
 }
 
+int64_t gpu_activation_bytes(const config::model_config& cfg, const llm_options& o, int64_t element_bytes) {
+  const int64_t per_token = 3 * cfg.hidden_size + 2 * cfg.num_attention_heads * cfg.head_dim +
+                            2 * cfg.num_key_value_heads * cfg.head_dim + 3 * cfg.intermediate_size;
+  const int64_t rows = std::max<int64_t>(o.max_num_batched_tokens, 1);
+  const int64_t logits = int64_t{std::max(o.max_num_seqs, 1)} * cfg.vocab_size * (element_bytes + 4);
+  return 2 * rows * per_token * element_bytes + 2 * logits + (int64_t{512} << 20);
+}
+
 expected<std::unique_ptr<llm>> llm::create(llama_model& model, const tokenizer& tok, const llm_options& o,
                                            block_hash_fn hash) {
   auto so = make_scheduler_options(model.config(), o);
   if (!so) return so.error();
-  return std::unique_ptr<llm>(new llm(model, tok, *so, std::move(hash)));
+  size_t free_bytes = 0, total_bytes = 0;
+  std::string note;
+  if (o.kv_cache_blocks == 0 && kernels::cuda_memory_info(model.backend(), &free_bytes, &total_bytes)) {
+    if (!(o.gpu_memory_utilization > 0 && o.gpu_memory_utilization <= 1))
+      return make_error("gpu_memory_utilization must be within (0, 1], got ", o.gpu_memory_utilization);
+    const auto& cfg = model.config();
+    const int64_t element = int64_t(kernels::dtype_size(model.backend().compute_type()));
+    const int64_t per_block = cfg.num_hidden_layers * 2 * o.block_size * cfg.num_key_value_heads * cfg.head_dim * element;
+    const double gib = double(int64_t{1} << 30);
+    const int64_t used = int64_t(total_bytes - free_bytes);
+    const int64_t budget = int64_t(o.gpu_memory_utilization * double(total_bytes));
+    const int64_t activations = gpu_activation_bytes(cfg, o, element);
+    const int64_t kv_bytes = budget - used - activations;
+    const int64_t per_seq = (so->max_model_len + o.block_size - 1) / o.block_size;
+    char numbers[400];
+    std::snprintf(numbers, sizeof numbers,
+                  "%.2f GiB x %.2f = %.2f GiB allowed; %.2f GiB in use (weights and others), %.2f GiB kept for "
+                  "activations",
+                  double(total_bytes) / gib, o.gpu_memory_utilization, double(budget) / gib, double(used) / gib,
+                  double(activations) / gib);
+    if (kv_bytes < per_block * per_seq)
+      return make_error("not enough GPU memory for the KV cache: ", numbers, ", leaving ",
+                        double(std::max<int64_t>(kv_bytes, 0)) / gib, " GiB, less than one ", so->max_model_len,
+                        "-token sequence needs (", double(per_block * per_seq) / gib,
+                        " GiB); raise --gpu-memory-utilization or lower --max-model-len");
+    const int64_t blocks = std::min<int64_t>({kv_bytes / per_block, int64_t{std::max(o.max_num_seqs, 1)} * per_seq,
+                                              std::numeric_limits<int32_t>::max()});
+    llm_options sized = o;
+    sized.kv_cache_blocks = blocks;
+    so = make_scheduler_options(cfg, sized);
+    if (!so) return so.error();
+    char line[700];
+    std::snprintf(line, sizeof line, "KV cache: %lld blocks of %d = %lld tokens (%.2f GiB, %s); %s",
+                  (long long)blocks, o.block_size, (long long)(blocks * o.block_size),
+                  double(blocks * per_block) / gib, std::string(kernels::to_string(model.backend().compute_type())).c_str(),
+                  numbers);
+    note = line;
+    std::fprintf(stderr, "%s\n", line);
+  }
+  std::unique_ptr<llm> engine(new llm(model, tok, *so, std::move(hash)));
+  if (std::string err = kernels::cuda_backend_error(model.backend()); !err.empty())
+    return make_error("the GPU failed while allocating the KV cache of ", so->num_blocks, " blocks: ", err,
+                      note.empty() ? "" : " (", note, note.empty() ? "" : ")");
+  engine->kv_note_ = std::move(note);
+  return engine;
 }
 
 void llm::finish(request_id id, finish_reason reason, std::string why) {

@@ -21,6 +21,8 @@ namespace troupe::engine {
 /// Engine limits (the CLI flags of the same names).
 struct llm_options {
   int64_t kv_cache_blocks = 0;            ///< 0: room for max_num_seqs full-length sequences, at most 256 MiB of K/V
+                                          ///< (on a GPU: what gpu_memory_utilization leaves, see llm::create)
+  double gpu_memory_utilization = 0.9;    ///< on a GPU, the fraction of its memory the engine may use in all
   int32_t max_num_seqs = 256;
   int32_t max_num_batched_tokens = 2048;
   int32_t block_size = 16;
@@ -66,7 +68,11 @@ struct llm_output {
 class llm {
  public:
   /// An engine over a loaded model and tokenizer (both must outlive it). `hash` replaces the
-  /// block hash (tests force collisions with it).
+  /// block hash (tests force collisions with it). On a CUDA backend with kv_cache_blocks 0, the KV
+  /// cache takes what is left of gpu_memory_utilization x the card's memory after what is in use now
+  /// (weights) and an estimate of the step's activations (at most max_num_seqs full-length
+  /// sequences); the capacity is logged to stderr (also in kv_cache_note()), and too little memory
+  /// is an error with the numbers.
   static expected<std::unique_ptr<llm>> create(llama_model& model, const tokenizer& tok,
                                                const llm_options& options,
                                                block_hash_fn hash = xxh3_block_hash);
@@ -79,6 +85,8 @@ class llm {
   /// Steps run and tokens computed by generate calls so far.
   uint64_t steps() const { return steps_; }
   uint64_t computed_tokens() const { return tokens_; }
+  /// How the KV cache was sized on a GPU ("" on the CPU).
+  const std::string& kv_cache_note() const { return kv_note_; }
 
  private:
   llm(llama_model& model, const tokenizer& tok, const scheduler_options& so, block_hash_fn hash);
@@ -91,6 +99,12 @@ class llm {
   output_processor texts_;
   request_id next_id_ = 0;
   uint64_t steps_ = 0, tokens_ = 0;
+  std::string kv_note_;
 };
+
+/// Bytes the activations of a step of max_num_batched_tokens tokens and max_num_seqs logits rows
+/// may take on a GPU (a generous estimate: twice the largest step's buffers, plus 512 MiB for
+/// cuBLAS and attention scratch).
+int64_t gpu_activation_bytes(const config::model_config& cfg, const llm_options& o, int64_t element_bytes);
 
 }  // namespace troupe::engine
