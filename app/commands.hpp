@@ -13,5 +13,7 @@ void add_tokenize_command(CLI::App& app);
 void add_devices_command(CLI::App& app);
 /// `troupe serve`: the OpenAI-compatible HTTP server (app/cmd_serve.cpp).
 void add_serve_command(CLI::App& app);
+/// `troupe bench offline`: the offline reference workload in-process (app/cmd_bench.cpp).
+void add_bench_command(CLI::App& app);
 
 }  // namespace troupe::app

@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
   troupe::app::add_tokenize_command(app);
   troupe::app::add_devices_command(app);
   troupe::app::add_serve_command(app);
+  troupe::app::add_bench_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
