@@ -7,11 +7,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 grep -qxF '/.device-cuda/' .git/info/exclude 2>/dev/null || echo '/.device-cuda/' >> .git/info/exclude
 cmake -S . -B build-cuda -DCMAKE_BUILD_TYPE=Release >/dev/null
-targets=(kernels_test_cuda_ops kernels_test_cuda_attention kernels_test_cuda_model cuda_bench troupe)
+# TARGETS (default: every CUDA test, cuda_bench and troupe) picks what to build and carry.
+read -r -a targets <<< "${TARGETS:-kernels_test_cuda_ops kernels_test_cuda_attention kernels_test_cuda_model cuda_bench troupe}"
 cmake --build build-cuda -j "${JOBS:-2}" --target "${targets[@]}" >/dev/null
-rm -rf .device-cuda && mkdir -p .device-cuda/bin .device-cuda/lib
-cp build-cuda/tests/kernels_test_cuda_ops build-cuda/tests/kernels_test_cuda_attention \
-   build-cuda/tests/kernels_test_cuda_model build-cuda/bench/cuda_bench build-cuda/troupe .device-cuda/bin/
+rm -rf .device-cuda && mkdir -p .device-cuda/bin .device-cuda/lib .device-cuda/peer
+for t in "${targets[@]}"; do
+  for f in build-cuda/tests/$t build-cuda/bench/$t build-cuda/$t; do [ -f "$f" ] && cp "$f" .device-cuda/bin/ && break; done
+done
+# The transformers peer (../shared does not travel): scripts/gpu_cuda.sh's offline step runs it.
+peer=../shared/peer/hf_peer.py
+[ -f "$peer" ] && cp "$peer" .device-cuda/peer/
 strip --strip-unneeded .device-cuda/bin/*
 for bin in .device-cuda/bin/*; do
   ldd "$bin" | awk '$3 ~ /^\// {print $1, $3}'

@@ -2,7 +2,9 @@
 # Run ON the GPU machine (after scripts/device_prepare_cuda.sh here, carrying .device-cuda): every CUDA
 # test, the CUDA model against transformers in bf16 on random-weight models, and the benchmarks
 # (decode-1 and prefill-2k against the card's measured ceilings). Logs go to $OUT; a table is last.
-# STEPS (default "tests hf generate bench"; also "ops": time each op alone) picks parts.
+# STEPS (default "tests hf generate bench"; also "ops": time each op alone; "offline": `troupe bench
+# offline --dummy llama2-7b` and then the transformers peer (.device-cuda/peer/hf_peer.py) on the same
+# workload, N and NOUT requests and output tokens, default 256 and 256) picks parts.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/gpu_cuda_out}
@@ -114,6 +116,34 @@ if [[ " $STEPS " == *" bench "* ]]; then
     log="$OUT/bench_$(echo $args | tr -c 'a-z0-9' '_').log"
     $bin/cuda_bench $args >"$log" 2>&1 || echo "cuda_bench $args failed: $(tail -3 "$log")"
     cat "$log"
+  done
+fi
+
+if [[ " $STEPS " == *" offline "* ]]; then
+  N=${N:-256}; NOUT=${NOUT:-256}
+  timeout "${OFFLINE_TIMEOUT:-300}" $bin/troupe bench offline --dummy llama2-7b --device cuda --num-prompts "$N" \
+    --output-len "$NOUT" --profile-decode "${PROFILE_DECODE:-64}" 2>&1 | tee "$OUT/offline.log"
+  ours=$(grep '^RESULT offline' "$OUT/offline.log" | head -1)
+  busy=$(grep -o '[0-9.]*% busy' "$OUT/offline.log" | head -1)
+  if [ -f .device-cuda/peer/hf_peer.py ]; then
+    N=$N NOUT=$NOUT PYTHONUNBUFFERED=1 timeout "${PEER_TIMEOUT:-330}" python3 .device-cuda/peer/hf_peer.py \
+      >"$OUT/peer.log" 2>&1
+    grep '^RESULT' "$OUT/peer.log"
+    tail -5 "$OUT/peer.log"
+  fi
+  peer=$(grep 'hf_continuous_batching' "$OUT/peer.log" 2>/dev/null | head -1)
+  ours_tps=$(echo "$ours" | grep -o 'out_tok_s=[0-9.]*' | cut -d= -f2)
+  peer_tps=$(echo "$peer" | grep -o '"out_tok_s": [0-9.]*' | cut -d' ' -f2)
+  ratio=$(python3 -c "print(f'{$ours_tps/$peer_tps:.1f}x')" 2>/dev/null || echo "n/a")
+  note "offline N=$N NOUT=$NOUT: troupe" "${ours#RESULT offline }"
+  note "offline N=$N NOUT=$NOUT: transformers generate_batch" "out_tok_s=${peer_tps:-n/a} ($(echo "$peer" | grep -o '"seconds": [0-9.]*'))"
+  note "offline N=$N NOUT=$NOUT: troupe / transformers" "$ratio"
+  if [ -n "$busy" ]; then note "profiled decode of ${PROFILE_DECODE:-64} requests" "$busy"; fi
+  for shape in ${EXTRA_SHAPES:-}; do  # e.g. llama3-8b (GQA): ours only, the peer has the Llama-2 shape
+    timeout "${OFFLINE_TIMEOUT:-300}" $bin/troupe bench offline --dummy "$shape" --device cuda --num-prompts "$N" \
+      --output-len "$NOUT" 2>&1 | tee "$OUT/offline_$shape.log"
+    r=$(grep '^RESULT offline' "$OUT/offline_$shape.log" | head -1)
+    note "offline N=$N NOUT=$NOUT: troupe $shape" "${r#RESULT offline }"
   done
 fi
 

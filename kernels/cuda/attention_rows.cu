@@ -13,7 +13,8 @@ namespace troupe::kernels::cuda {
 namespace {
 
 constexpr int warps = 4;
-constexpr int max_group = 8;           // query heads per block
+constexpr int max_group = 8;           // query heads per block at most (G, a template argument, is 1, 2, 4 or 8:
+                                       // the smallest that holds the group, so MHA keeps few registers)
 constexpr int min_keys_per_split = 32;
 constexpr int unroll = 4;               // keys per subgroup in flight
 constexpr float log2e = 1.4426950408889634f;
@@ -35,17 +36,17 @@ __device__ __forceinline__ int find_sequence(const int32_t* qsl, int num_seqs, i
   return lo;
 }
 
-template <class T, int D>
+template <class T, int D, int G>
 __global__ void __launch_bounds__(warps * 32)
     rows_kernel(attention_args a, int num_splits, int keys_per_split, float* scratch, int* counters) {
   constexpr int lanes_per_key = D / 8, keys_per_warp = 32 / lanes_per_key, subs = warps * keys_per_warp;
-  __shared__ float sm_m[subs][max_group], sm_l[subs][max_group];
-  __shared__ float sm_acc[subs][max_group][D];
+  __shared__ float sm_m[subs][G], sm_l[subs][G];
+  __shared__ float sm_acc[subs][G][D];
   const int t = blockIdx.x, split = blockIdx.z;
-  const int group = a.heads / a.kv_heads, chunks = (group + max_group - 1) / max_group;
+  const int group = a.heads / a.kv_heads, chunks = (group + G - 1) / G;
   const int g = blockIdx.y / chunks, chunk = blockIdx.y % chunks;
-  const int h0 = g * group + chunk * max_group;
-  const int hcount = min(max_group, group - chunk * max_group);
+  const int h0 = g * group + chunk * G;
+  const int hcount = min(G, group - chunk * G);
   const int s = find_sequence(a.query_start_loc, a.num_seqs, t);
   const int q_start = a.query_start_loc[s], q_len = a.query_start_loc[s + 1] - q_start;
   const int pos = a.seq_lens[s] - q_len + (t - q_start);
@@ -55,10 +56,10 @@ __global__ void __launch_bounds__(warps * 32)
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int sub = lane / lanes_per_key, part = lane % lanes_per_key;
 
-  float qf[max_group][8], acc[max_group][8], m[max_group], l[max_group];
+  float qf[G][8], acc[G][8], m[G], l[G];
   const float qscale = a.scale * log2e;  // scores in the base-2 domain
 #pragma unroll
-  for (int i = 0; i < max_group; ++i) {
+  for (int i = 0; i < G; ++i) {
     m[i] = -INFINITY;
     l[i] = 0.0f;
     vec8<T> qv{};
@@ -99,7 +100,7 @@ __global__ void __launch_bounds__(warps * 32)
         vf[e] = to_f(vv[u].v[e]);
       }
 #pragma unroll
-      for (int i = 0; i < max_group; ++i) {
+      for (int i = 0; i < G; ++i) {
         if (i >= hcount) continue;  // uniform over the block
         float d = 0.0f;
 #pragma unroll
@@ -119,7 +120,7 @@ __global__ void __launch_bounds__(warps * 32)
   }
   const int me = warp * keys_per_warp + sub;
 #pragma unroll
-  for (int i = 0; i < max_group; ++i) {
+  for (int i = 0; i < G; ++i) {
     if (i >= hcount) continue;
     if (part == 0) {
       sm_m[me][i] = m[i];
@@ -185,12 +186,23 @@ __global__ void __launch_bounds__(warps * 32)
   }
 }
 
+// Query heads per block: the smallest of 1, 2, 4, 8 that holds the group (8 for larger groups).
+int group_width(int group) { return group <= 1 ? 1 : group <= 2 ? 2 : group <= 4 ? 4 : max_group; }
+
 template <class T, int D>
 void launch_rows(const attention_args& a, const split_plan& plan, float* scratch, int* counters, cudaStream_t stream) {
-  const int group = a.heads / a.kv_heads, chunks = (group + max_group - 1) / max_group;
+  const int group = a.heads / a.kv_heads, width = group_width(group), chunks = (group + width - 1) / width;
   dim3 grid(static_cast<unsigned>(a.tokens), static_cast<unsigned>(a.kv_heads * chunks),
             static_cast<unsigned>(plan.num_splits));
-  rows_kernel<T, D><<<grid, warps * 32, 0, stream>>>(a, plan.num_splits, plan.keys_per_split, scratch, counters);
+  auto go = [&](auto kernel) {
+    kernel<<<grid, warps * 32, 0, stream>>>(a, plan.num_splits, plan.keys_per_split, scratch, counters);
+  };
+  switch (width) {
+    case 1: go(rows_kernel<T, D, 1>); break;
+    case 2: go(rows_kernel<T, D, 2>); break;
+    case 4: go(rows_kernel<T, D, 4>); break;
+    default: go(rows_kernel<T, D, max_group>); break;
+  }
 }
 
 }  // namespace
@@ -204,7 +216,7 @@ bool rows_supported(int head_dim) {
 
 split_plan plan_rows(const attention_args& a, int num_sms) {
   split_plan p;
-  const int group = a.heads / a.kv_heads, chunks = (group + max_group - 1) / max_group;
+  const int group = a.heads / a.kv_heads, width = group_width(group), chunks = (group + width - 1) / width;
   const int64_t base = int64_t{a.tokens} * a.kv_heads * chunks;
   const int64_t want = 4LL * num_sms;
   const int64_t by_length = (a.max_seq_len + min_keys_per_split - 1) / min_keys_per_split;
