@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 
 #include <atomic>
+#include <chrono>
 #include <ctime>
 #include <optional>
 #include <thread>
@@ -48,6 +49,7 @@ struct http_server::impl {
   std::atomic<runtime*> rt{nullptr};
   std::atomic<bool> draining{false};
   std::atomic<int64_t> in_flight{0};
+  std::atomic<bool> listen_ended{false};
   std::optional<engine::chat::chat_template> tmpl;
   generate_context gctx;
   int port = 0;
@@ -65,6 +67,12 @@ struct http_server::impl {
     svr.set_read_timeout(opt.read_timeout_s, 0);
     svr.set_write_timeout(opt.write_timeout_s, 0);
     svr.set_tcp_nodelay(true);
+    // SO_REUSEADDR only: the library's default adds SO_REUSEPORT, which lets a second server bind the
+    // same port and silently take half of the connections.
+    svr.set_socket_options([](socket_t sock) {
+      int yes = 1;
+      setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    });
     routes();
   }
 
@@ -185,7 +193,15 @@ expected<int> http_server::bind() {
 }
 
 void http_server::start() {
-  impl_->thread = std::thread([this] { impl_->svr.listen_after_bind(); });
+  auto& s = *impl_;
+  s.listen_ended = false;
+  s.thread = std::thread([&s] {
+    s.svr.listen_after_bind();
+    s.listen_ended = true;
+  });
+  // Return once the loop runs: a stop() before that would find nothing to stop, and the loop would
+  // then run (and the join in stop() wait) forever.
+  while (!s.svr.is_running() && !s.listen_ended) std::this_thread::sleep_for(std::chrono::milliseconds(1));
 }
 
 void http_server::attach(runtime& r) {

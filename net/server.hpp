@@ -39,7 +39,7 @@ class http_server {
 
   /// Binds the address; returns the port (the chosen one when options.port is 0).
   expected<int> bind();
-  /// Serves on a thread of its own (after bind()).
+  /// Serves on a thread of its own (after bind()); returns once it accepts connections.
   void start();
   /// Starts answering requests with `rt` (which must outlive the server or the next stop()); parses
   /// the model's chat template once.

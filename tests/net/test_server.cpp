@@ -148,6 +148,16 @@ TEST_CASE("health and metrics: 503 while loading, 200 when ready, 503 while drai
   CHECK(str(parse(p, late->body), "/error/code") == "service_unavailable");
 }
 
+TEST_CASE("a port in use is an error, not a shared port") {
+  served s;
+  net::server_options o;
+  o.port = s.port;
+  net::http_server second(o);
+  auto bound = second.bind();
+  REQUIRE(!bound);
+  CHECK(bound.error().message.find(std::to_string(s.port)) != std::string::npos);
+}
+
 TEST_CASE("models list and one model") {
   served s;
   auto c = s.client();
