@@ -5,6 +5,7 @@
 #include <chrono>
 #include <ctime>
 #include <memory>
+#include <thread>
 
 #include "net/connection_probe.hpp"
 #include "net/http_util.hpp"
@@ -82,16 +83,22 @@ struct job {
   /// Waits up to `wait` for the next event of any stream; calls `on(prompt, event)` for it.
   template <class On>
   bool next_event(std::chrono::milliseconds wait, On&& on) {
-    const auto slice = streams.size() == 1 ? wait : std::chrono::milliseconds(5);
+    if (streams.size() == 1) {
+      auto ev = streams[0]->next(wait);
+      if (ev) on(0, *ev);
+      return bool(ev);
+    }
+    // A batch: look at every stream without waiting, then nap briefly, until the deadline.
     const auto deadline = std::chrono::steady_clock::now() + wait;
     do {
       for (size_t p = 0; p < streams.size(); ++p) {
         if (streams[p]->done()) continue;
-        if (auto ev = streams[p]->next(slice)) {
+        if (auto ev = streams[p]->next(std::chrono::milliseconds(0))) {
           on(p, *ev);
           return true;
         }
       }
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
     } while (!all_done() && std::chrono::steady_clock::now() < deadline);
     return false;
   }

@@ -230,6 +230,23 @@ TEST_CASE("a batch of prompts with echo and logprobs") {
   CHECK(lp == -0.5);
   CHECK(b.at_pointer("/choices/1/logprobs/tokens").get_array().size() == 5);
   CHECK(b.at_pointer("/choices/1/logprobs/top_logprobs/4").get_object().size() == 1);
+
+  // Streamed, the prompts' chunks interleave; each choice adds up to its own text.
+  auto st = c.Post("/v1/completions", R"({"prompt": ["A", "B", "C"], "max_tokens": 2, "n": 2, "stream": true})",
+                   "application/json");
+  REQUIRE(st);
+  std::vector<std::string> texts(6);
+  int finished = 0;
+  for (const auto& data : sse_data(st->body)) {
+    if (data == "[DONE]") break;
+    auto e = parse(p, data);
+    const auto i = size_t(num(e, "/choices/0/index"));
+    REQUIRE(i < texts.size());
+    texts[i] += str(e, "/choices/0/text");
+    if (!e.at_pointer("/choices/0/finish_reason").is_null()) ++finished;
+  }
+  CHECK(texts == std::vector<std::string>(6, " t0 t1"));
+  CHECK(finished == 6);
 }
 
 TEST_CASE("streamed completions: SSE chunks, finish, usage, [DONE]") {
