@@ -2,6 +2,7 @@
 // the model list; the generation routes are in generate.cpp.
 #include "net/server.hpp"
 
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <atomic>
@@ -59,7 +60,11 @@ struct http_server::impl {
     gctx.draining = &draining;
     gctx.in_flight = &in_flight;
     gctx.retry_after_s = opt.retry_after_s;
-    const size_t threads = size_t(std::max(opt.http_threads, 8));
+    size_t threads = size_t(std::max(opt.http_threads, 8));
+    // A pool thread that cannot be created ends the process: stay well inside the process limit.
+    rlimit procs{};
+    if (getrlimit(RLIMIT_NPROC, &procs) == 0 && procs.rlim_cur != RLIM_INFINITY)
+      threads = std::max<size_t>(8, std::min<size_t>(threads, size_t(procs.rlim_cur / 2)));
     svr.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
     svr.set_payload_max_length(opt.max_body_bytes);
     svr.set_keep_alive_timeout(opt.keep_alive_timeout_s);
