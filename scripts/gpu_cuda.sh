@@ -126,7 +126,7 @@ if [[ " $STEPS " == *" offline "* ]]; then
     --output-len "$NOUT" --profile-decode "${PROFILE_DECODE:-64}" 2>&1 | tee "$OUT/offline.log"
   ours=$(grep '^RESULT offline' "$OUT/offline.log" | head -1)
   busy=$(grep -o '[0-9.]*% busy' "$OUT/offline.log" | head -1)
-  if [ -f .device-cuda/peer/hf_peer.py ]; then
+  if [ -f .device-cuda/peer/hf_peer.py ] && [ "${PEER:-1}" != 0 ]; then  # PEER=0: ours only
     N=$N NOUT=$NOUT PYTHONUNBUFFERED=1 timeout "${PEER_TIMEOUT:-330}" python3 .device-cuda/peer/hf_peer.py \
       >"$OUT/peer.log" 2>&1
     grep '^RESULT' "$OUT/peer.log"

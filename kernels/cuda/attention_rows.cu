@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <string_view>
 #include <type_traits>
 
 namespace troupe::kernels::cuda {
@@ -36,7 +38,7 @@ __device__ __forceinline__ int find_sequence(const int32_t* qsl, int num_seqs, i
   return lo;
 }
 
-template <class T, int D, int G>
+template <class T, int D, int G, bool P>
 __global__ void __launch_bounds__(warps * 32)
     rows_kernel(attention_args a, int num_splits, int keys_per_split, float* scratch, int* counters) {
   constexpr int lanes_per_key = D / 8, keys_per_warp = 32 / lanes_per_key, subs = warps * keys_per_warp;
@@ -73,24 +75,34 @@ __global__ void __launch_bounds__(warps * 32)
   const T* kc = static_cast<const T*>(a.k_cache);
   const T* vc = static_cast<const T*>(a.v_cache);
   const int32_t* table = a.block_tables + int64_t{s} * a.max_blocks;
-  // Each pass takes `unroll` keys per subgroup, all loads issued before the first is used.
+  // Each pass takes `unroll` keys per subgroup, all loads issued before the first is used; the
+  // next pass's keys and values are loaded while this pass computes (P; registers allowing: G <= 4).
   constexpr int step = warps * keys_per_warp;
-  for (int base = kbeg + warp * keys_per_warp; base < kend; base += step * unroll) {
-    vec8<T> kv[unroll], vv[unroll];
-    bool valid[unroll];
+  constexpr bool prefetch = P && G <= 4;
+  vec8<T> kv[unroll], vv[unroll];
+  bool valid[unroll];
+  auto load_pass = [&](int base, vec8<T> (&kd)[unroll], vec8<T> (&vd)[unroll], bool (&ok)[unroll]) {
 #pragma unroll
     for (int u = 0; u < unroll; ++u) {
       const int p = base + u * step + sub;
-      valid[u] = p < kend;
-      kv[u] = vec8<T>{};
-      vv[u] = vec8<T>{};
-      if (valid[u]) {
+      ok[u] = p < kend;
+      kd[u] = vec8<T>{};
+      vd[u] = vec8<T>{};
+      if (ok[u]) {
         const int64_t slot = int64_t{table[p / a.block_size]} * a.block_size + p % a.block_size;
         const int64_t off = (slot * a.kv_heads + g) * D + part * 8;
-        kv[u] = load8(kc + off);
-        vv[u] = load8(vc + off);
+        kd[u] = load8(kc + off);
+        vd[u] = load8(vc + off);
       }
     }
+  };
+  int base = kbeg + warp * keys_per_warp;
+  if constexpr (prefetch) load_pass(base, kv, vv, valid);
+  for (; base < kend; base += step * unroll) {
+    vec8<T> kn[unroll], vn[unroll];
+    bool vnext[unroll];
+    if constexpr (prefetch) load_pass(base + step * unroll, kn, vn, vnext);
+    else load_pass(base, kv, vv, valid);
 #pragma unroll
     for (int u = 0; u < unroll; ++u) {
       float kf[8], vf[8];
@@ -115,6 +127,14 @@ __global__ void __launch_bounds__(warps * 32)
           for (int e = 0; e < 8; ++e) acc[i][e] = acc[i][e] * c + w * vf[e];
           m[i] = mn;
         }
+      }
+    }
+    if constexpr (prefetch) {
+#pragma unroll
+      for (int u = 0; u < unroll; ++u) {
+        kv[u] = kn[u];
+        vv[u] = vn[u];
+        valid[u] = vnext[u];
       }
     }
   }
@@ -197,11 +217,20 @@ void launch_rows(const attention_args& a, const split_plan& plan, float* scratch
   auto go = [&](auto kernel) {
     kernel<<<grid, warps * 32, 0, stream>>>(a, plan.num_splits, plan.keys_per_split, scratch, counters);
   };
-  switch (width) {
-    case 1: go(rows_kernel<T, D, 1>); break;
-    case 2: go(rows_kernel<T, D, 2>); break;
-    case 4: go(rows_kernel<T, D, 4>); break;
-    default: go(rows_kernel<T, D, max_group>); break;
+  // TROUPE_ATTN_PREFETCH=0 turns the next-pass prefetch off (fewer registers, more blocks per SM),
+  // for comparing the two in one benchmark call.
+  static const bool prefetch = [] {
+    const char* v = std::getenv("TROUPE_ATTN_PREFETCH");
+    return v == nullptr || std::string_view(v) != "0";
+  }();
+  switch (width * 2 + (prefetch ? 1 : 0)) {
+    case 2: go(rows_kernel<T, D, 1, false>); break;
+    case 3: go(rows_kernel<T, D, 1, true>); break;
+    case 4: go(rows_kernel<T, D, 2, false>); break;
+    case 5: go(rows_kernel<T, D, 2, true>); break;
+    case 8: go(rows_kernel<T, D, 4, false>); break;
+    case 9: go(rows_kernel<T, D, 4, true>); break;
+    default: go(rows_kernel<T, D, max_group, false>); break;
   }
 }
 
