@@ -15,6 +15,7 @@
 #include "config/model_config.hpp"
 #include "engine/core/llm.hpp"
 #include "engine/model/llama_model.hpp"
+#include "engine/model/reference_shapes.hpp"
 #include "engine/tokenizer/tokenizer.hpp"
 #include "kernels/backend_factory.hpp"
 #include "kernels/cuda/cuda_backend.hpp"
@@ -104,39 +105,6 @@ class python_random {
   int index_ = n;
 };
 
-/// The Llama shapes of PERFORMANCE.md's reference workloads.
-expected<config::model_config> dummy_config(const std::string& name) {
-  config::model_config c;
-  c.architecture_name = "LlamaForCausalLM";
-  c.hidden_size = 4096;
-  c.num_hidden_layers = 32;
-  c.num_attention_heads = 32;
-  c.head_dim = 128;
-  c.max_position_embeddings = 4096;
-  c.rms_norm_eps = 1e-5;
-  c.eos_token_ids = {2};
-  if (name == "llama3-8b") {
-    c.intermediate_size = 14336;
-    c.num_key_value_heads = 8;
-    c.vocab_size = 128256;
-    c.rope_theta = 500000.0;
-    c.max_position_embeddings = 8192;
-  } else if (name == "llama2-7b") {
-    c.intermediate_size = 11008;
-    c.num_key_value_heads = 32;
-    c.vocab_size = 32000;
-  } else {
-    return make_error("--dummy: expected llama2-7b or llama3-8b, got '", name, "'");
-  }
-  return c;
-}
-
-int64_t parameter_count(const config::model_config& c) {
-  const int64_t layer = c.hidden_size * c.head_dim * (2 * c.num_attention_heads + 2 * c.num_key_value_heads) +
-                        3 * c.hidden_size * c.intermediate_size + 2 * c.hidden_size;
-  return 2 * c.vocab_size * c.hidden_size + c.num_hidden_layers * layer + c.hidden_size;
-}
-
 // A tokenizer for dummy models: the ids are random, so their text is nothing (unknown ids decode to "").
 constexpr const char* empty_tokenizer_json =
     R"({"version":"1.0","truncation":null,"padding":null,"added_tokens":[],"normalizer":null,)"
@@ -158,7 +126,7 @@ int run_offline(const bench_args& a) {
     std::fprintf(stderr, "troupe bench offline: need --num-prompts, --output-len >= 1 and 1 <= --min-prompt <= --max-prompt\n");
     return 2;
   }
-  auto cfg = dummy ? dummy_config(a.dummy) : config::load_model_config(a.model);
+  auto cfg = dummy ? engine::reference_shape(a.dummy) : config::load_model_config(a.model);
   if (!cfg) {
     std::fprintf(stderr, "troupe: %s\n", cfg.error().message.c_str());
     return 1;
@@ -201,7 +169,7 @@ int run_offline(const bench_args& a) {
   }
   be.synchronize();
   const auto& mc = (*model)->config();
-  const int64_t params = parameter_count(mc);
+  const int64_t params = engine::parameter_count(mc);
   const double elem = double(kernels::dtype_size(be.compute_type()));
   std::printf("model %s: %.2fB parameters, %s, ready in %.1f s\n", dummy ? a.dummy.c_str() : a.model.c_str(),
               double(params) / 1e9, std::string(kernels::to_string(be.compute_type())).c_str(), seconds_since(load_start));

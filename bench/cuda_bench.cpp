@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "engine/model/llama_model.hpp"
+#include "engine/model/reference_shapes.hpp"
 #include "engine/model/sequence_runner.hpp"
 #include "kernels/cuda/cuda_backend.hpp"
 
@@ -106,36 +107,14 @@ double gemm_rate() {
   return median(rates);
 }
 
+// The reference shape named on the command line (an unknown name ends the program).
 config::model_config shape_of(const std::string& name) {
-  config::model_config c;
-  c.architecture_name = "LlamaForCausalLM";
-  c.hidden_size = 4096;
-  c.num_hidden_layers = 32;
-  c.num_attention_heads = 32;
-  c.head_dim = 128;
-  c.max_position_embeddings = 4096;
-  c.rms_norm_eps = 1e-5;
-  if (name == "llama3-8b") {
-    c.intermediate_size = 14336;
-    c.num_key_value_heads = 8;
-    c.vocab_size = 128256;
-    c.rope_theta = 500000.0;
-    c.max_position_embeddings = 8192;
-  } else {
-    c.intermediate_size = 11008;
-    c.num_key_value_heads = 32;
-    c.vocab_size = 32000;
+  auto c = engine::reference_shape(name);
+  if (!c) {
+    std::fprintf(stderr, "cuda_bench: %s\n", c.error().message.c_str());
+    std::exit(2);
   }
-  return c;
-}
-
-int64_t layer_parameters(const config::model_config& c) {
-  return c.hidden_size * c.head_dim * (2 * c.num_attention_heads + 2 * c.num_key_value_heads) +
-         3 * c.hidden_size * c.intermediate_size + 2 * c.hidden_size;
-}
-
-int64_t parameters(const config::model_config& c) {
-  return 2 * c.vocab_size * c.hidden_size + c.num_hidden_layers * layer_parameters(c) + c.hidden_size;
+  return *c;
 }
 
 int argmax(const std::vector<float>& v) { return int(std::max_element(v.begin(), v.end()) - v.begin()); }
@@ -358,7 +337,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   be->synchronize();
-  const int64_t params = parameters(cfg);
+  const int64_t params = engine::parameter_count(cfg);
   const double weight_bytes = 2.0 * double(params);
   std::printf("model %s: %.2fB parameters (%.2f GB bf16), drawn on the GPU in %.1f s\n", opt.shape.c_str(),
               double(params) / 1e9, weight_bytes / 1e9, seconds_since(load_start));
