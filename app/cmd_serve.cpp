@@ -4,6 +4,7 @@
 #include <csignal>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -15,6 +16,8 @@
 
 #include "actors/runtime.hpp"
 #include "app/commands.hpp"
+#include "config/model_config.hpp"
+#include "kernels/backend_factory.hpp"
 #include "net/server.hpp"
 
 namespace troupe::app {
@@ -38,7 +41,26 @@ struct serve_args {
   int http_threads = 2048;
   int threads = 0;
   double grace_seconds = 30.0;
+  std::string device = "auto";  // cpu, cuda, cuda:N or auto
+  std::string dtype = "auto";   // the CUDA compute type
 };
+
+/// The executors' backend maker for --device/--dtype; checks once that the device can be used.
+expected<std::function<std::unique_ptr<kernels::backend>()>> backend_maker(const serve_args& a) {
+  auto cfg = config::load_model_config(a.model);
+  if (!cfg) return cfg.error();
+  auto compute = kernels::parse_compute_dtype(a.dtype, cfg->dtype);
+  if (!compute) return compute.error();
+  std::string note;
+  auto probe = kernels::make_backend(a.device, *compute, a.threads, &note);
+  if (!probe) return probe.error();
+  std::printf("troupe: %s\n", note.c_str());
+  return std::function<std::unique_ptr<kernels::backend>()>(
+      [device = a.device, type = *compute, threads = a.threads]() -> std::unique_ptr<kernels::backend> {
+        auto be = kernels::make_backend(device, type, threads);
+        return be ? std::move(*be) : nullptr;
+      });
+}
 
 /// Reads the --config file (a JSON object with the flags' names, dashes or underscores) into `a`,
 /// skipping the options given on the command line: flags override the file.
@@ -146,6 +168,13 @@ int run_serve(serve_args a, const CLI::App& cmd) {
   ro.engine.kv_cache_blocks = a.kv_cache_blocks;
   ro.max_waiting = a.max_waiting;
   ro.cpu_threads = a.threads;
+  auto maker = backend_maker(a);
+  if (!maker) {
+    std::fprintf(stderr, "troupe: cannot start: %s\n", maker.error().message.c_str());
+    server.stop();
+    return 1;
+  }
+  ro.backend_factory = std::move(*maker);
   auto rt = runtime::start(ro);
   if (!rt) {
     std::fprintf(stderr, "troupe: cannot start: %s\n", rt.error().message.c_str());
@@ -195,6 +224,10 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--http-threads", args->http_threads, "HTTP connection threads (one per open connection)")
       ->capture_default_str();
   cmd->add_option("--threads", args->threads, "CPU backend threads (0: every core)");
+  cmd->add_option("--device", args->device, "cpu, cuda, cuda:N, or auto (a GPU when one is usable)")
+      ->capture_default_str();
+  cmd->add_option("--dtype", args->dtype, "CUDA compute type: auto (from config.json), bfloat16 or float16")
+      ->capture_default_str();
   cmd->add_option("--grace-seconds", args->grace_seconds, "On SIGINT/SIGTERM, let requests finish this long")
       ->capture_default_str();
   cmd->callback([args, cmd] {
