@@ -2,7 +2,8 @@
 # Run ON the GPU machine (after scripts/device_prepare_cuda.sh here, carrying .device-cuda): every CUDA
 # test, the CUDA model against transformers in bf16 on random-weight models, and the benchmarks
 # (decode-1 and prefill-2k against the card's measured ceilings). Logs go to $OUT; a table is last.
-# STEPS (default "tests hf generate bench"; also "ops": time each op alone; "offline": `troupe bench
+# STEPS (default "tests hf generate bench"; also "serve": `troupe serve --device auto` answers a
+# completion, streamed and not, with the text `troupe generate --device auto` gives; "ops": time each op alone; "offline": `troupe bench
 # offline --dummy llama2-7b` and then the transformers peer (.device-cuda/peer/hf_peer.py) on the same
 # workload, N and NOUT requests and output tokens, default 256 and 256) picks parts.
 set -uo pipefail
@@ -105,6 +106,25 @@ PY
     [[ "$verdict" == *" 1:"* ]] && same_f32=$((same_f32 + 1))
   done
   note "generate --device cuda, stories260k" "greedy 64 tokens equal to transformers bf16 in $same_bf16/3, float32 in $same_f32/3"
+fi
+
+if [[ " $STEPS " == *" serve "* ]]; then
+  # The server on the GPU through --device auto: one completion, streamed and not, equal to generate's.
+  want=$($bin/troupe generate --device auto --prompt "Once upon a time" --max-tokens 48 --temperature 0 \
+           --json 2>"$OUT/generate_auto.err" | python3 -c 'import json,sys; print(json.load(sys.stdin)["text"])')
+  $bin/troupe serve --device auto --port 8123 >"$OUT/serve.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 1 120); do curl -sf 127.0.0.1:8123/health >/dev/null && break; sleep 0.5; done
+  body='{"prompt": "Once upon a time", "max_tokens": 48, "temperature": 0}'
+  got=$(curl -s 127.0.0.1:8123/v1/completions -d "$body" | python3 -c 'import json,sys; print(json.load(sys.stdin)["choices"][0]["text"])')
+  streamed=$(curl -sN 127.0.0.1:8123/v1/completions -d "${body%\}}, \"stream\": true}" | python3 -c '
+import json, sys
+print("".join(json.loads(l[6:])["choices"][0]["text"] for l in sys.stdin if l.startswith("data: {")))')
+  kill -TERM $pid; wait $pid; rc=$?
+  device=$(grep -m1 "device:" "$OUT/serve.log")
+  same=no; [ "$got" == "$want" ] && [ "$streamed" == "$want" ] && [ -n "$want" ] && same=yes
+  echo "generate --device auto: $want"; echo "serve: $got"; cat "$OUT/serve.log"
+  note "serve --device auto" "${device#troupe: }; completion and stream equal generate's: $same; exit $rc"
 fi
 
 if [[ " $STEPS " == *" ops "* ]]; then
