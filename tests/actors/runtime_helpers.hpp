@@ -92,6 +92,15 @@ struct reference_engine {
   }
 };
 
+/// A greedy request for `prompt` of at most max_tokens tokens.
+inline submit_request greedy(const std::string& prompt, int64_t max_tokens) {
+  submit_request r;
+  r.prompt = prompt;
+  r.params.max_tokens = max_tokens;
+  r.params.sampling.temperature = 0.0f;
+  return r;
+}
+
 inline const std::vector<std::string>& story_prompts() {
   static const std::vector<std::string> p = {
       "Once upon a time",

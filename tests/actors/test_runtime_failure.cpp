@@ -11,14 +11,6 @@ using namespace troupe::test;
 
 namespace {
 
-submit_request greedy(const std::string& prompt, int64_t max_tokens) {
-  submit_request r;
-  r.prompt = prompt;
-  r.params.max_tokens = max_tokens;
-  r.params.sampling.temperature = 0.0f;
-  return r;
-}
-
 std::vector<std::shared_ptr<request_stream>> submit_all(runtime& rt, int64_t max_tokens) {
   std::vector<std::shared_ptr<request_stream>> out;
   for (const auto& p : story_prompts()) {

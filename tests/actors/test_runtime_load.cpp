@@ -11,14 +11,6 @@ using namespace troupe::test;
 
 namespace {
 
-submit_request greedy(const std::string& prompt, int64_t max_tokens) {
-  submit_request r;
-  r.prompt = prompt;
-  r.params.max_tokens = max_tokens;
-  r.params.sampling.temperature = 0.0f;
-  return r;
-}
-
 // Waits until the metrics say so (the scheduler publishes after each event).
 template <class F>
 bool eventually(runtime& rt, F ok, std::chrono::seconds limit = std::chrono::seconds(20)) {
