@@ -229,11 +229,22 @@ void llama_model::run_layer(int64_t layer, step_buffers& buf, const kernels::att
 }
 
 expected<std::vector<float>> llama_model::forward(const step_input& in, kv_cache& cache) {
+  auto out = forward_device(in, cache);
+  if (!out) return out.error();
+  std::vector<float> logits(static_cast<size_t>(out->numel()));
+  if (!logits.empty()) be_.copy_to_host(*out, logits);
+  return logits;
+}
+
+expected<kernels::tensor> llama_model::forward_device(const step_input& in, kv_cache& cache) {
   if (auto ok = check_input(in, cache); !ok) return ok.error();
   const int64_t tokens = in.num_tokens(), seqs = in.num_seqs();
   const int64_t hidden = cfg_.hidden_size, dim = cfg_.head_dim;
-  if (tokens == 0) return std::vector<float>{};
-
+  const auto rows = static_cast<int64_t>(in.logits_indices.size());
+  kernels::tensor none;  // no rows to score
+  none.type = be_.compute_type();
+  none.dims = kernels::shape{0, cfg_.vocab_size};
+  if (tokens == 0) return none;
   auto ids = be_.upload_indices(in.token_ids, kernels::shape{tokens});
   positions_ = be_.upload_indices(in.positions, kernels::shape{tokens});
   slot_mapping_ = be_.upload_indices(in.slot_mapping, kernels::shape{tokens});
@@ -258,16 +269,14 @@ expected<std::vector<float>> llama_model::forward(const step_input& in, kv_cache
   for (int64_t l = 0; l < cfg_.num_hidden_layers; ++l) run_layer(l, buf, batch, cache, l == 0);
   be_.add_rms_norm(buf.h, buf.residual, final_norm_, static_cast<float>(cfg_.rms_norm_eps), buf.x);
 
-  const auto rows = static_cast<int64_t>(in.logits_indices.size());
-  std::vector<float> logits(static_cast<size_t>(rows * cfg_.vocab_size));
-  if (rows == 0) return logits;
+  if (rows == 0) return none;
   auto picked_rows = be_.upload_indices(in.logits_indices, kernels::shape{rows});
   tensor picked = be_.alloc({rows, hidden});
   be_.gather_rows(buf.x, picked_rows, picked);
-  tensor out = be_.alloc({rows, cfg_.vocab_size});
+  if (logits_.empty() || logits_.dims.rows() < rows) logits_ = be_.alloc({rows, cfg_.vocab_size});
+  tensor out = logits_.rows(0, rows);
   be_.matmul(picked, lm_head_, nullptr, out);
-  be_.copy_to_host(out, logits);
-  return logits;
+  return out;
 }
 
 }  // namespace troupe::engine

@@ -45,6 +45,9 @@ class llama_model {
   /// rows in input.logits_indices, [logits_indices.size() x vocab_size], row-major. Errors on
   /// inconsistent input (ids out of the vocabulary, slots or blocks outside the cache, ...).
   expected<std::vector<float>> forward(const step_input& input, kv_cache& cache);
+  /// As forward, but the logits stay in the backend's memory: a [logits_indices.size() x vocab_size]
+  /// tensor owned by the model, valid until the next call (ops on it may still be running).
+  expected<kernels::tensor> forward_device(const step_input& input, kv_cache& cache);
 
   /// A weight as the model reads it from host memory: element type, data, shape.
   struct host_weight {
@@ -81,6 +84,7 @@ class llama_model {
   std::vector<float> inv_freq_host_;                // inv_freq_ may use it in place (CPU)
   kernels::index_tensor positions_, slot_mapping_;  // of the step being run
   std::unique_ptr<step_buffers> workspace_;         // activations, grown to the largest step
+  kernels::tensor logits_;                          // of the last step, grown to the largest
   int64_t workspace_tokens_ = 0;
   std::vector<layer_weights> layers_;
 };
