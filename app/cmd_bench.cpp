@@ -145,7 +145,8 @@ int run_offline(const bench_args& a) {
   }
   kernels::backend& be = **backend;
   std::printf("%s\n", note.c_str());
-  const bool gpu = kernels::cuda_memory_info(be, nullptr, nullptr);
+  size_t free_bytes = 0, total_bytes = 0;
+  const bool gpu = be.memory_info(free_bytes, total_bytes);
   const double bw = gpu ? kernels::cuda_copy_bandwidth(be) : 0;
   const double flops = gpu ? kernels::cuda_gemm_rate(be) : 0;
   if (gpu) std::printf("card: copy bandwidth %.0f GB/s (read + write), bf16 GEMM %.0f TFLOP/s\n", bw / 1e9, flops / 1e12);
@@ -240,7 +241,7 @@ int run_offline(const bench_args& a) {
       if (s.finish_reason != "length") ++errors;
     }
   }
-  if (std::string err = kernels::cuda_backend_error(be); !err.empty()) {
+  if (std::string err = be.last_error(); !err.empty()) {
     std::fprintf(stderr, "troupe: the GPU failed during the run: %s\n", err.c_str());
     return 1;
   }

@@ -12,7 +12,6 @@
 #include "engine/generation/generate.hpp"
 #include "config/model_config.hpp"
 #include "kernels/backend_factory.hpp"
-#include "kernels/cuda/cuda_backend.hpp"
 
 namespace troupe::app {
 
@@ -148,7 +147,7 @@ int run_generate(const generate_args& a) {
     std::fprintf(stderr, "troupe: %s\n", result.error().message.c_str());
     return 1;
   }
-  if (const std::string err = kernels::cuda_backend_error(**backend); !err.empty()) {
+  if (const std::string err = (*backend)->last_error(); !err.empty()) {
     std::fprintf(stderr, "troupe: %s\n", err.c_str());
     return 1;
   }

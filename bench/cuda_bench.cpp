@@ -32,6 +32,7 @@ struct options {
   bool cublas_gemv = false;
   int gemv_variant = 1;
   bool ops = false;
+  bool graphs = true;
 };
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
@@ -302,10 +303,11 @@ int main(int argc, char** argv) {
     else if (a == "--prefill") opt.prefill = std::atoi(next().c_str());
     else if (a == "--cublas-gemv") opt.cublas_gemv = true;
     else if (a == "--ops") opt.ops = true;
+    else if (a == "--no-graphs") opt.graphs = false;
     else if (a == "--gemv-variant") opt.gemv_variant = std::atoi(next().c_str());
     else {
       std::fprintf(stderr, "usage: cuda_bench [--shape llama2-7b|llama3-8b] [--prompt N] [--decode N] [--prefill N] "
-                           "[--cublas-gemv] [--gemv-variant N] [--ops]\n");
+                           "[--cublas-gemv] [--gemv-variant N] [--no-graphs] [--ops]\n");
       return 2;
     }
   }
@@ -346,6 +348,7 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  if (!opt.graphs) (*model)->set_graph_batch(0);
   // decode-1: warm-up, then the timed run.
   auto cache = (*model)->make_kv_cache_for_tokens(std::max(opt.prompt + opt.decode, opt.prefill) + 16);
   const auto prompt = random_ids(opt.prompt, cfg.vocab_size, 42);
@@ -391,8 +394,9 @@ int main(int argc, char** argv) {
   }
   std::printf("\n| %s bf16 on %s | measured | ceiling | fraction |\n| --- | --- | --- | --- |\n", opt.shape.c_str(),
               prop.name);
-  const std::string gemv_name = opt.cublas_gemv ? "cuBLAS" : opt.gemv_variant == 1 ? "own" : "own v" + std::to_string(opt.gemv_variant);
-  std::printf("| decode-1 (%d prompt, %d new, %s gemv) | %.1f tok/s | %.1f tok/s (%.0f GB/s / %.2f GB per step) | %.1f%% |\n",
+  std::string gemv_name = opt.cublas_gemv ? "cuBLAS" : opt.gemv_variant == 1 ? "own" : "own v" + std::to_string(opt.gemv_variant);
+  gemv_name += opt.graphs ? " gemv, CUDA graphs" : " gemv, no graphs";
+  std::printf("| decode-1 (%d prompt, %d new, %s) | %.1f tok/s | %.1f tok/s (%.0f GB/s / %.2f GB per step) | %.1f%% |\n",
               opt.prompt, opt.decode, gemv_name.c_str(), tok_s, ceiling, bw / 1e9, step_bytes / 1e9,
               100.0 * tok_s / ceiling);
   std::printf("| prefill-%d | %.0f tok/s (%.1f ms, %.0f TFLOP/s at 2*P*T) | %.0f TFLOP/s GEMM | %.1f%% |\n", opt.prefill,

@@ -1,9 +1,12 @@
 // The backend interface: the only boundary between the model code and the hardware it runs on.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <span>
+#include <string>
 #include <string_view>
 
 #include "kernels/tensor.hpp"
@@ -89,6 +92,33 @@ class backend {
   virtual void add(const tensor& a, const tensor& b, tensor& out) = 0;
   /// out[i] = x[rows[i]]: x [tokens, features], out [rows.numel(), features].
   virtual void gather_rows(const tensor& x, const index_tensor& rows, tensor& out) = 0;
+
+  // Optional features. The defaults suit a backend whose memory is host memory, that runs each op
+  // at once and has no graphs (the CPU backend and wrappers of it).
+
+  /// Writes host indices into dst's memory (host.size() == dst.numel()), ordered with the ops issued
+  /// before and after; the host memory may be reused as soon as it returns.
+  virtual void write_indices(std::span<const int32_t> host, index_tensor& dst) {
+    if (!host.empty()) std::memcpy(dst.data, host.data(), host.size_bytes());
+  }
+  /// Free and total bytes of the memory this backend allocates from; false when it cannot tell
+  /// (the CPU backend shares the host's memory with everything else).
+  virtual bool memory_info(size_t& /*free_bytes*/, size_t& /*total_bytes*/) { return false; }
+  /// The first error asynchronous work met, "" while none. After an error a backend's ops do
+  /// nothing and copies to the host give NaN.
+  virtual std::string last_error() const { return {}; }
+
+  /// Graphs: between begin_capture() and end_capture() the ops are recorded instead of run, and
+  /// replay() runs the recording again on the same buffers, reading whatever they hold then (inputs
+  /// go in with write_indices). Every buffer the recorded ops touch must outlive the graph.
+  /// begin_capture() false: not supported now; the ops then run at once as usual.
+  virtual bool supports_graphs() const { return false; }
+  virtual bool begin_capture() { return false; }
+  /// Ends a capture: a graph id, or -1 when recording failed.
+  virtual int end_capture() { return -1; }
+  virtual void replay(int /*graph*/) {}
+  /// Frees a graph; its id is not reused.
+  virtual void release_graph(int /*graph*/) {}
 };
 
 /// The float32 CPU reference backend (kernels/cpu/). `threads` 0: use every core.

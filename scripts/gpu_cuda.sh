@@ -30,7 +30,7 @@ card=$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -
 echo "card: $card; commit $(cat .device-cuda/commit)"
 
 if [[ " $STEPS " == *" tests "* ]]; then
-  for t in kernels_test_cuda_ops kernels_test_cuda_attention kernels_test_cuda_model; do
+  for t in kernels_test_cuda_ops kernels_test_cuda_attention kernels_test_cuda_model kernels_test_cuda_graphs; do
     [ -x "$bin/$t" ] || continue  # not carried this time (TARGETS)
     start=$(date +%s)
     if $bin/$t -s -r compact >"$OUT/$t.log" 2>&1; then s=pass; else s=FAIL; grep -B3 -A12 -E "FAILED|failed" "$OUT/$t.log" | head -60; fi
@@ -132,8 +132,9 @@ if [[ " $STEPS " == *" ops "* ]]; then
 fi
 
 if [[ " $STEPS " == *" bench "* ]]; then
-  for args in "--shape llama2-7b" "--shape llama2-7b --cublas-gemv" "--shape llama2-7b --gemv-variant 2" \
-              "--shape llama3-8b"; do
+  # BENCH_ARGS: runs separated by ';' (default: Llama-2-7B with and without CUDA graphs, Llama-3-8B).
+  IFS=';' read -r -a bench_args <<< "${BENCH_ARGS:---shape llama2-7b;--shape llama2-7b --no-graphs;--shape llama3-8b}"
+  for args in "${bench_args[@]}"; do
     log="$OUT/bench_$(echo $args | tr -c 'a-z0-9' '_').log"
     $bin/cuda_bench $args >"$log" 2>&1 || echo "cuda_bench $args failed: $(tail -3 "$log")"
     cat "$log"

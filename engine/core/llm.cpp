@@ -6,7 +6,6 @@
 #include <limits>
 #include <unordered_map>
 
-#include "kernels/cuda/cuda_backend.hpp"
 
 namespace troupe::engine {
 
@@ -63,7 +62,7 @@ expected<std::unique_ptr<llm>> llm::create(llama_model& model, const tokenizer& 
   if (!so) return so.error();
   size_t free_bytes = 0, total_bytes = 0;
   std::string note;
-  if (o.kv_cache_blocks == 0 && kernels::cuda_memory_info(model.backend(), &free_bytes, &total_bytes)) {
+  if (o.kv_cache_blocks == 0 && model.backend().memory_info(free_bytes, total_bytes)) {
     if (!(o.gpu_memory_utilization > 0 && o.gpu_memory_utilization <= 1))
       return make_error("gpu_memory_utilization must be within (0, 1], got ", o.gpu_memory_utilization);
     const auto& cfg = model.config();
@@ -101,7 +100,7 @@ expected<std::unique_ptr<llm>> llm::create(llama_model& model, const tokenizer& 
     std::fprintf(stderr, "%s\n", line);
   }
   std::unique_ptr<llm> engine(new llm(model, tok, *so, std::move(hash)));
-  if (std::string err = kernels::cuda_backend_error(model.backend()); !err.empty())
+  if (std::string err = model.backend().last_error(); !err.empty())
     return make_error("the GPU failed while allocating the KV cache of ", so->num_blocks, " blocks: ", err,
                       note.empty() ? "" : " (", note, note.empty() ? "" : ")");
   engine->kv_note_ = std::move(note);

@@ -1,9 +1,16 @@
 // Paged key/value memory and its block free list.
 #include "engine/model/kv_cache.hpp"
 
+#include <atomic>
+
 namespace troupe::engine {
 
-kv_cache::kv_cache(kernels::backend& be, const kv_cache_shape& shape) : shape_(shape) {
+namespace {
+std::atomic<uint64_t> next_serial{1};
+}
+
+kv_cache::kv_cache(kernels::backend& be, const kv_cache_shape& shape)
+    : shape_(shape), serial_(next_serial.fetch_add(1)) {
   TROUPE_CHECK(shape.num_layers > 0 && shape.num_blocks > 0 && shape.block_size > 0);
   TROUPE_CHECK(shape.num_kv_heads > 0 && shape.head_dim > 0);
   kernels::shape dims{shape.num_blocks, shape.block_size, shape.num_kv_heads, shape.head_dim};

@@ -38,6 +38,8 @@ class kv_cache {
   int64_t num_free_blocks() const { return static_cast<int64_t>(free_.size()); }
   /// Bytes of K and V memory over all layers.
   size_t nbytes() const;
+  /// A number no other cache of this process has (graphs recorded on one cache check it).
+  uint64_t serial() const { return serial_; }
 
  private:
   kv_cache_shape shape_;
@@ -45,6 +47,7 @@ class kv_cache {
   std::vector<kernels::tensor> values_;
   std::vector<int32_t> free_;      // a stack: lowest ids are handed out first
   std::vector<bool> in_use_;
+  uint64_t serial_;
 };
 
 }  // namespace troupe::engine

@@ -2,6 +2,8 @@
 #include "engine/model/llama_model.hpp"
 
 #include <cmath>
+#include <cstdlib>
+#include <string_view>
 
 #include "engine/model/random_weights.hpp"
 #include "engine/model/rope.hpp"
@@ -133,12 +135,15 @@ std::unique_ptr<kv_cache> llama_model::make_kv_cache_for_tokens(int64_t tokens, 
 
 // Activation buffers of one step, sized by its token count.
 struct llama_model::step_buffers {
-  tensor residual, x, q, k, v, attn, h, gate, up, act;
+  tensor residual, x, q, k, v, attn, h, gate, up, act, picked;
 };
 
-llama_model::llama_model(const config::model_config& cfg, kernels::backend& be) : cfg_(cfg), be_(be) {}
+llama_model::llama_model(const config::model_config& cfg, kernels::backend& be) : cfg_(cfg), be_(be) {
+  if (const char* v = std::getenv("TROUPE_CUDA_GRAPHS"); v != nullptr && std::string_view(v) == "0")
+    graph_batch_ = 0;
+}
 
-llama_model::~llama_model() = default;
+llama_model::~llama_model() { drop_graphs(); }
 
 llama_model::step_buffers& llama_model::buffers_for(int64_t tokens) {
   if (tokens > workspace_tokens_) {
@@ -155,6 +160,7 @@ llama_model::step_buffers& llama_model::buffers_for(int64_t tokens) {
     w.gate = be_.alloc({tokens, inter});
     w.up = be_.alloc({tokens, inter});
     w.act = be_.alloc({tokens, inter});
+    w.picked = be_.alloc({tokens, hidden});
     workspace_tokens_ = tokens;
   }
   return *workspace_;
@@ -206,8 +212,8 @@ expected<void> llama_model::check_input(const step_input& in, const kv_cache& ca
   return {};
 }
 
-void llama_model::run_layer(int64_t layer, step_buffers& buf, const kernels::attention_batch& batch,
-                            kv_cache& cache, bool first) {
+void llama_model::run_layer(int64_t layer, step_buffers& buf, const step_indices& in, kv_cache& cache,
+                            bool first) {
   const layer_weights& w = layers_[static_cast<size_t>(layer)];
   const float eps = static_cast<float>(cfg_.rms_norm_eps);
   if (first)
@@ -217,9 +223,9 @@ void llama_model::run_layer(int64_t layer, step_buffers& buf, const kernels::att
   be_.matmul(buf.x, w.q, cfg_.qkv_bias ? &w.q_bias : nullptr, buf.q);
   be_.matmul(buf.x, w.k, cfg_.qkv_bias ? &w.k_bias : nullptr, buf.k);
   be_.matmul(buf.x, w.v, cfg_.qkv_bias ? &w.v_bias : nullptr, buf.v);
-  be_.rope_write_kv(buf.q, buf.k, buf.v, positions_, inv_freq_, slot_mapping_, cache.keys(layer),
+  be_.rope_write_kv(buf.q, buf.k, buf.v, in.positions, inv_freq_, in.slots, cache.keys(layer),
                     cache.values(layer));
-  be_.paged_attention(buf.q, cache.keys(layer), cache.values(layer), batch, buf.attn);
+  be_.paged_attention(buf.q, cache.keys(layer), cache.values(layer), in.batch, buf.attn);
   be_.matmul(buf.attn, w.o, cfg_.o_bias ? &w.o_bias : nullptr, buf.h);
   be_.add_rms_norm(buf.h, buf.residual, w.post_norm, eps, buf.x);
   be_.matmul(buf.x, w.gate, nullptr, buf.gate);
@@ -236,19 +242,38 @@ expected<std::vector<float>> llama_model::forward(const step_input& in, kv_cache
   return logits;
 }
 
+kernels::tensor llama_model::run_step(const step_indices& in, int64_t tokens, int64_t rows, kv_cache& cache) {
+  step_buffers& all = buffers_for(tokens);
+  step_buffers buf{all.residual.rows(0, tokens), all.x.rows(0, tokens), all.q.rows(0, tokens),
+                   all.k.rows(0, tokens), all.v.rows(0, tokens), all.attn.rows(0, tokens),
+                   all.h.rows(0, tokens), all.gate.rows(0, tokens), all.up.rows(0, tokens),
+                   all.act.rows(0, tokens), all.picked.rows(0, rows)};
+  be_.embedding(embed_, in.ids, buf.residual);
+  for (int64_t l = 0; l < cfg_.num_hidden_layers; ++l) run_layer(l, buf, in, cache, l == 0);
+  be_.add_rms_norm(buf.h, buf.residual, final_norm_, static_cast<float>(cfg_.rms_norm_eps), buf.x);
+  if (rows == 0) return tensor{};  // the step only fills the cache
+  be_.gather_rows(buf.x, in.logits_rows, buf.picked);
+  if (logits_.empty() || logits_.dims.rows() < rows) logits_ = be_.alloc({rows, cfg_.vocab_size});
+  tensor out = logits_.rows(0, rows);
+  be_.matmul(buf.picked, lm_head_, nullptr, out);
+  return out;
+}
+
 expected<kernels::tensor> llama_model::forward_device(const step_input& in, kv_cache& cache) {
   if (auto ok = check_input(in, cache); !ok) return ok.error();
   const int64_t tokens = in.num_tokens(), seqs = in.num_seqs();
-  const int64_t hidden = cfg_.hidden_size, dim = cfg_.head_dim;
   const auto rows = static_cast<int64_t>(in.logits_indices.size());
   kernels::tensor none;  // no rows to score
   none.type = be_.compute_type();
   none.dims = kernels::shape{0, cfg_.vocab_size};
   if (tokens == 0) return none;
-  auto ids = be_.upload_indices(in.token_ids, kernels::shape{tokens});
-  positions_ = be_.upload_indices(in.positions, kernels::shape{tokens});
-  slot_mapping_ = be_.upload_indices(in.slot_mapping, kernels::shape{tokens});
-  kernels::attention_batch batch;
+  if (rows > 0)
+    if (auto graphed = forward_graph(in, cache)) return std::move(*graphed);
+  step_indices idx;
+  idx.ids = be_.upload_indices(in.token_ids, kernels::shape{tokens});
+  idx.positions = be_.upload_indices(in.positions, kernels::shape{tokens});
+  idx.slots = be_.upload_indices(in.slot_mapping, kernels::shape{tokens});
+  kernels::attention_batch& batch = idx.batch;
   batch.query_start_loc = be_.upload_indices(in.query_start_loc, kernels::shape{seqs + 1});
   batch.seq_lens = be_.upload_indices(in.seq_lens, kernels::shape{seqs});
   batch.block_tables = be_.upload_indices(in.block_tables, kernels::shape{seqs, in.max_blocks_per_seq});
@@ -258,25 +283,13 @@ expected<kernels::tensor> llama_model::forward_device(const step_input& in, kv_c
     batch.max_seq_len = std::max(batch.max_seq_len, in.seq_lens[su]);
   }
   batch.sliding_window = static_cast<int32_t>(cfg_.sliding_window);
-  batch.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(dim)));
-
-  step_buffers& all = buffers_for(tokens);
-  step_buffers buf{all.residual.rows(0, tokens), all.x.rows(0, tokens), all.q.rows(0, tokens),
-                   all.k.rows(0, tokens), all.v.rows(0, tokens), all.attn.rows(0, tokens),
-                   all.h.rows(0, tokens), all.gate.rows(0, tokens), all.up.rows(0, tokens),
-                   all.act.rows(0, tokens)};
-  be_.embedding(embed_, ids, buf.residual);
-  for (int64_t l = 0; l < cfg_.num_hidden_layers; ++l) run_layer(l, buf, batch, cache, l == 0);
-  be_.add_rms_norm(buf.h, buf.residual, final_norm_, static_cast<float>(cfg_.rms_norm_eps), buf.x);
-
-  if (rows == 0) return none;
-  auto picked_rows = be_.upload_indices(in.logits_indices, kernels::shape{rows});
-  tensor picked = be_.alloc({rows, hidden});
-  be_.gather_rows(buf.x, picked_rows, picked);
-  if (logits_.empty() || logits_.dims.rows() < rows) logits_ = be_.alloc({rows, cfg_.vocab_size});
-  tensor out = logits_.rows(0, rows);
-  be_.matmul(picked, lm_head_, nullptr, out);
-  return out;
+  batch.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(cfg_.head_dim)));
+  if (rows == 0) {
+    run_step(idx, tokens, 0, cache);
+    return none;
+  }
+  idx.logits_rows = be_.upload_indices(in.logits_indices, kernels::shape{rows});
+  return run_step(idx, tokens, rows, cache);
 }
 
 }  // namespace troupe::engine

@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <map>
+#include <optional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -49,6 +51,13 @@ class llama_model {
   /// tensor owned by the model, valid until the next call (ops on it may still be running).
   expected<kernels::tensor> forward_device(const step_input& input, kv_cache& cache);
 
+  /// Decode steps (one new token per sequence) of up to `max_batch` sequences replay graphs the
+  /// backend recorded (CUDA graphs), captured the first time each padded batch size and context
+  /// bound is seen; 0 turns graphs off. Default 256, or 0 when TROUPE_CUDA_GRAPHS=0 is set.
+  void set_graph_batch(int32_t max_batch);
+  /// Graphs recorded so far (tests, logs).
+  size_t num_graphs() const { return graphs_.size(); }
+
   /// A weight as the model reads it from host memory: element type, data, shape.
   struct host_weight {
     kernels::dtype type = kernels::dtype::f32;
@@ -69,22 +78,43 @@ class llama_model {
     kernels::tensor input_norm, q, k, v, q_bias, k_bias, v_bias, o, o_bias, post_norm, gate, up, down;
   };
   struct step_buffers;
+  /// The index inputs of a step in the backend's memory.
+  struct step_indices {
+    kernels::index_tensor ids, positions, slots, logits_rows;
+    kernels::attention_batch batch;
+  };
+  struct graph_key {
+    int32_t batch = 0, max_len = 0;
+    auto operator<=>(const graph_key&) const = default;
+  };
 
   llama_model(const config::model_config& cfg, kernels::backend& be);
   expected<void> upload(const weight_getter& get);
   expected<void> check_input(const step_input& input, const kv_cache& cache) const;
   step_buffers& buffers_for(int64_t tokens);
-  void run_layer(int64_t layer, step_buffers& buf, const kernels::attention_batch& batch,
-                 kv_cache& cache, bool first);
+  void run_layer(int64_t layer, step_buffers& buf, const step_indices& in, kv_cache& cache, bool first);
+  /// Issues the whole step on the backend; returns the logits rows (a view of logits_).
+  kernels::tensor run_step(const step_indices& in, int64_t tokens, int64_t rows, kv_cache& cache);
+  /// The graph path for decode steps; an empty optional when the step does not qualify.
+  std::optional<expected<kernels::tensor>> forward_graph(const step_input& in, kv_cache& cache);
+  void drop_graphs();
 
   config::model_config cfg_;
   kernels::backend& be_;
   std::shared_ptr<const void> keep_alive_;
   kernels::tensor embed_, final_norm_, lm_head_, inv_freq_;
   std::vector<float> inv_freq_host_;                // inv_freq_ may use it in place (CPU)
-  kernels::index_tensor positions_, slot_mapping_;  // of the step being run
   std::unique_ptr<step_buffers> workspace_;         // activations, grown to the largest step
   kernels::tensor logits_;                          // of the last step, grown to the largest
+  // Graphs: by padded batch size and context bound, valid for the buffers they were recorded on.
+  int32_t graph_batch_ = 256;
+  bool graphs_unsupported_ = false;
+  std::map<graph_key, int> graphs_;
+  kernels::index_tensor graph_inputs_;  // every graph's index inputs, laid out by its key
+  int64_t graph_block_size_ = 0;
+  // The cache, workspace and logits buffers the graphs were recorded on (both buffers only grow).
+  int64_t graph_buffers_[3] = {};
+  std::vector<int32_t> graph_host_;
   int64_t workspace_tokens_ = 0;
   std::vector<layer_weights> layers_;
 };

@@ -107,6 +107,14 @@ std::unique_ptr<cuda_backend> cuda_backend::create(int device, dtype compute, st
   be->blas_workspace_ = be->device_bytes(workspace_bytes);
   if (!be->ok()) return fail(be->error());
   be->cublas_->set_workspace(be->blas_, be->blas_workspace_.get(), workspace_bytes);
+  // The decode attention's split counters, reserved for the largest decode batches graphs record
+  // (256 rows x 256 KV heads): graphs may not grow them.
+  constexpr int64_t counters = int64_t{1} << 16;
+  be->split_counters_ = be->device_bytes(counters * sizeof(int));
+  if (!be->ok() || !be->check(cudaMemsetAsync(be->split_counters_.get(), 0, counters * sizeof(int), be->ctx_->stream),
+                               "cudaMemsetAsync", __FILE__, __LINE__))
+    return fail(be->error());
+  be->split_counters_len_ = counters;
   be->compute_ = compute;
   be->num_sms_ = prop.multiProcessorCount;
   be->name_ = "cuda:" + std::to_string(device);
@@ -116,6 +124,7 @@ std::unique_ptr<cuda_backend> cuda_backend::create(int device, dtype compute, st
 cuda_backend::~cuda_backend() {
   flush();
   if (ctx_) cudaStreamSynchronize(ctx_->stream);
+  release_graphs();
   blas_workspace_.reset();
   if (blas_ != nullptr) cublas_->destroy(blas_);
 }

@@ -46,10 +46,6 @@ bool cuda_profile(backend& be, bool on);
 /// records. "" for other backends.
 std::string cuda_profile_report(backend& be);
 
-/// The CUDA device's free and total memory (cudaMemGetInfo, after the backend's queued work):
-/// memory the backend's pool keeps counts as used. False for other backends.
-bool cuda_memory_info(const backend& be, size_t* free_bytes, size_t* total_bytes);
-
 /// The card's copy bandwidth in bytes/s, counting bytes read plus written (1 GiB device-to-device
 /// copies, median of 10), and its cuBLAS bf16 GEMM rate in FLOP/s (8192^3 on random data, median of
 /// 10). 0 for other backends or when the memory is not there. Benchmarks use them as the ceilings.

@@ -50,6 +50,16 @@ class cuda_backend final : public backend {
   void add(const tensor& a, const tensor& b, tensor& out) override;
   void gather_rows(const tensor& x, const index_tensor& rows, tensor& out) override;
 
+  void write_indices(std::span<const int32_t> host, index_tensor& dst) override;
+  bool memory_info(size_t& free_bytes, size_t& total_bytes) override;
+  std::string last_error() const override { return error_; }
+  bool supports_graphs() const override { return true; }
+  bool begin_capture() override;
+  int end_capture() override;
+  void replay(int graph) override;
+  void release_graph(int graph) override;
+  void release_graphs();
+
   const std::string& error() const { return error_; }
   bool ok() const { return error_.empty(); }
   void set_dummy_weights(uint64_t seed) {
@@ -105,6 +115,9 @@ class cuda_backend final : public backend {
   std::vector<cudaEvent_t> spare_events_;
   cudaEvent_t take_event();
   bool prefill_kernel_ = true;
+  bool capturing_ = false;
+  bool profiling_before_capture_ = false;
+  std::vector<cudaGraphExec_t> graphs_;  // by id; null once released
 };
 
 /// Times the op of its scope when the backend is profiling.

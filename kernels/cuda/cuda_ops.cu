@@ -173,6 +173,10 @@ void cuda_backend::paged_attention(const tensor& q, const tensor& k_cache, const
     if (scratch == nullptr) return;
   }
   if (plan.counters > split_counters_len_) {  // zeroed once; the kernel leaves them zero
+    if (capturing_) {  // a graph must not own them: they outlive it
+      check(cudaErrorInvalidValue, "paged_attention: more split counters than reserved for graphs", __FILE__, __LINE__);
+      return;
+    }
     split_counters_ = device_bytes(static_cast<size_t>(plan.counters) * sizeof(int));
     if (split_counters_ == nullptr) return;
     TROUPE_CUDA_OK(cudaMemsetAsync(split_counters_.get(), 0, static_cast<size_t>(plan.counters) * sizeof(int), stream()));

@@ -32,20 +32,6 @@ __global__ void fill_random_bf16(__nv_bfloat16* p, size_t n, uint32_t seed) {
 
 }  // namespace
 
-bool cuda_memory_info(const backend& be, size_t* free_bytes, size_t* total_bytes) {
-  const auto* c = dynamic_cast<const cuda::cuda_backend*>(&be);
-  if (c == nullptr) return false;
-  const_cast<cuda::cuda_backend*>(c)->synchronize();
-  size_t f = 0, t = 0;
-  if (cudaMemGetInfo(&f, &t) != cudaSuccess) {
-    cudaGetLastError();
-    return false;
-  }
-  if (free_bytes) *free_bytes = f;
-  if (total_bytes) *total_bytes = t;
-  return true;
-}
-
 double cuda_copy_bandwidth(backend& be) {
   if (dynamic_cast<cuda::cuda_backend*>(&be) == nullptr) return 0;
   be.synchronize();

@@ -30,8 +30,6 @@ bool cuda_profile(backend&, bool) { return false; }
 
 std::string cuda_profile_report(backend&) { return {}; }
 
-bool cuda_memory_info(const backend&, size_t*, size_t*) { return false; }
-
 double cuda_copy_bandwidth(backend&) { return 0; }
 
 double cuda_gemm_rate(backend&) { return 0; }
