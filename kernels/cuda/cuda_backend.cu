@@ -1,5 +1,8 @@
 // The CUDA backend's creation, error state, memory (stream-ordered pool) and host transfers.
 #include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <string_view>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -7,6 +10,7 @@
 #include <vector>
 
 #include "kernels/cuda/convert.cuh"
+#include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/cublas_loader.hpp"
 #include "kernels/cuda/gemv.cuh"
 #include "kernels/cuda/cuda_backend.hpp"
@@ -117,6 +121,12 @@ std::unique_ptr<cuda_backend> cuda_backend::create(int device, dtype compute, st
   be->split_counters_len_ = counters;
   be->compute_ = compute;
   be->num_sms_ = prop.multiProcessorCount;
+  // Programmatic dependent launch where the card has it (sm_90+), unless TROUPE_PDL=0; one older card
+  // in the process turns it off for all.
+  static std::atomic<int> older_cards{0};
+  if (prop.major < 9) older_cards.fetch_add(1);
+  const char* pdl = std::getenv("TROUPE_PDL");
+  set_dependent_launch(older_cards.load() == 0 && !(pdl != nullptr && std::string_view(pdl) == "0"));
   be->name_ = "cuda:" + std::to_string(device);
   return be;
 }

@@ -63,6 +63,37 @@ inline unsigned blocks_for(int64_t n, int threads, int64_t cap = 65535LL * 32) {
   return static_cast<unsigned>(b < cap ? b : cap);
 }
 
+/// Programmatic dependent launch (sm_90 and later): a kernel started with launch() may begin while
+/// the kernel before it on the stream finishes, so launch latency and its prologue overlap that
+/// kernel's tail. Such a kernel calls wait_for_inputs() before it touches memory that earlier work
+/// writes; that also lets the next kernel launch. Off (plain stream order) before sm_90 or with
+/// TROUPE_PDL=0; without the launch attribute wait_for_inputs() does nothing.
+void set_dependent_launch(bool on);
+bool dependent_launch();
+
+__device__ __forceinline__ void wait_for_inputs() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+template <class... Params, class... Args>
+cudaError_t launch(void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t stream,
+                   Args... args) {
+  cudaLaunchConfig_t config = {};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.dynamicSmemBytes = shared_bytes;
+  config.stream = stream;
+  cudaLaunchAttribute attribute[1];
+  attribute[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attribute[0].val.programmaticStreamSerializationAllowed = 1;
+  config.attrs = attribute;
+  config.numAttrs = dependent_launch() ? 1 : 0;
+  return cudaLaunchKernelEx(&config, kernel, static_cast<Params>(args)...);
+}
+
 /// Calls f with a value of the CUDA element type of t (bf16 or f16; float for f32).
 template <class F>
 void dispatch_type(dtype t, F&& f) {

@@ -8,6 +8,7 @@ namespace {
 template <class T>
 __global__ void embedding_kernel(const T* __restrict__ table, int64_t vocab, int64_t hidden,
                                  const int32_t* __restrict__ ids, T* __restrict__ out, bool vectorised) {
+  wait_for_inputs();
   const int64_t t = blockIdx.x;
   const int32_t id = ids[t];
   T* dst = out + t * hidden;
@@ -30,12 +31,13 @@ cudaError_t embedding(dtype type, const void* table, int64_t vocab, int64_t hidd
                       int64_t tokens, void* out, cudaStream_t stream) {
   if (tokens <= 0) return cudaSuccess;
   const bool vec = type != dtype::f32 && hidden % 8 == 0 && aligned16(table) && aligned16(out);
+  cudaError_t err = cudaSuccess;
   dispatch_type(type, [&](auto x) {
     using T = decltype(x);
-    embedding_kernel<T><<<static_cast<unsigned>(tokens), 128, 0, stream>>>(
-        static_cast<const T*>(table), vocab, hidden, ids, static_cast<T*>(out), vec);
+    err = launch(embedding_kernel<T>, static_cast<unsigned>(tokens), 128, 0, stream, static_cast<const T*>(table),
+               vocab, hidden, ids, static_cast<T*>(out), vec);
   });
-  return cudaGetLastError();
+  return err;
 }
 
 }  // namespace troupe::kernels::cuda

@@ -37,6 +37,7 @@ struct gemv_launch {
 template <class T, int rows_per_warp, int unroll, int warps_per_block, int k_split>
 __global__ void __launch_bounds__(warps_per_block * 32)
     gemv_kernel(const T* __restrict__ x, gemv_launch l, int64_t k) {
+  wait_for_inputs();
   constexpr int groups = warps_per_block / k_split;
   __shared__ float partial[warps_per_block][rows_per_warp];
   int seg = 0;
@@ -106,16 +107,17 @@ bool gemv_supported(dtype type, const void* x, const void* w, int64_t k) {
 namespace {
 
 template <class T, int rows_per_warp, int unroll, int warps_per_block, int k_split>
-void launch(const void* x, const gemv_batch& batch, int64_t k, cudaStream_t stream) {
+cudaError_t launch_tiling(const void* x, const gemv_batch& batch, int64_t k, cudaStream_t stream) {
   constexpr int64_t rows_per_block = warps_per_block / k_split * rows_per_warp;
   gemv_launch l;
   l.batch = batch;
   for (int i = 0; i < batch.count; ++i)
     l.block_start[i + 1] = l.block_start[i] + (batch.n[i] + rows_per_block - 1) / rows_per_block;
   const auto blocks = static_cast<unsigned>(l.block_start[batch.count]);
-  if (blocks == 0) return;
-  gemv_kernel<T, rows_per_warp, unroll, warps_per_block, k_split>
-      <<<blocks, warps_per_block * 32, 0, stream>>>(static_cast<const T*>(x), l, k);
+  if (blocks == 0) return cudaSuccess;
+  const cudaError_t e = launch(gemv_kernel<T, rows_per_warp, unroll, warps_per_block, k_split>, blocks,
+                               warps_per_block * 32, 0, stream, static_cast<const T*>(x), l, k);
+  return e;
 }
 
 }  // namespace
@@ -128,21 +130,22 @@ cudaError_t gemv_batched(dtype type, const void* x, const gemv_batch& batch, int
     for (int i = 0; i < batch.count; ++i) rows += batch.n[i];
     variant = rows / 16 < 3LL * num_sms ? 7 : 2;
   }
+  cudaError_t err = cudaSuccess;
   dispatch_type(type, [&](auto e) {
     using T = decltype(e);
     if constexpr (!std::is_same_v<T, float>) {
       switch (variant) {  // rows per warp, loads in flight per row, warps per block, warps per row
-        case 3: launch<T, 1, 8, 8, 1>(x, batch, k, stream); break;
-        case 4: launch<T, 4, 2, 8, 1>(x, batch, k, stream); break;
-        case 5: launch<T, 2, 8, 4, 1>(x, batch, k, stream); break;
-        case 6: launch<T, 1, 4, 4, 1>(x, batch, k, stream); break;
-        case 7: launch<T, 1, 4, 8, 4>(x, batch, k, stream); break;
-        case 8: launch<T, 2, 4, 8, 2>(x, batch, k, stream); break;
-        default: launch<T, 2, 4, 8, 1>(x, batch, k, stream); break;
+        case 3: err = launch_tiling<T, 1, 8, 8, 1>(x, batch, k, stream); break;
+        case 4: err = launch_tiling<T, 4, 2, 8, 1>(x, batch, k, stream); break;
+        case 5: err = launch_tiling<T, 2, 8, 4, 1>(x, batch, k, stream); break;
+        case 6: err = launch_tiling<T, 1, 4, 4, 1>(x, batch, k, stream); break;
+        case 7: err = launch_tiling<T, 1, 4, 8, 4>(x, batch, k, stream); break;
+        case 8: err = launch_tiling<T, 2, 4, 8, 2>(x, batch, k, stream); break;
+        default: err = launch_tiling<T, 2, 4, 8, 1>(x, batch, k, stream); break;
       }
     }
   });
-  return cudaGetLastError();
+  return err;
 }
 
 cudaError_t gemv(dtype type, const void* x, const void* w, const float* bias, void* out, int64_t n, int64_t k,

@@ -8,6 +8,7 @@ namespace {
 template <class T, bool add>
 __global__ void rms_norm_kernel(const T* __restrict__ x, T* __restrict__ residual, const float* __restrict__ w,
                                 float eps, int64_t n, T* __restrict__ out) {
+  wait_for_inputs();
   const int64_t base = blockIdx.x * n;
   float sum = 0.0f;
   for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
@@ -28,6 +29,7 @@ __global__ void rms_norm_kernel(const T* __restrict__ x, T* __restrict__ residua
 template <class T, bool add>
 __global__ void rms_norm_vec_kernel(const T* __restrict__ x, T* __restrict__ residual, const float* __restrict__ w,
                                     float eps, int64_t n, T* __restrict__ out) {
+  wait_for_inputs();
   const int64_t base = blockIdx.x * n;
   const int64_t nv = n / 8;
   const auto* xv = reinterpret_cast<const vec8<T>*>(x + base);
@@ -66,21 +68,21 @@ cudaError_t rms_norm(dtype type, const void* x, void* residual, const float* wei
   const int64_t per_thread = vectorised ? 8 : 1;
   const int64_t want = (n / per_thread + 31) / 32 * 32;
   const int threads = static_cast<int>(want > 1024 ? 1024 : want < 32 ? 32 : want);
+  cudaError_t err = cudaSuccess;
   dispatch_type(type, [&](auto e) {
     using T = decltype(e);
     const auto rows_u = static_cast<unsigned>(rows);
     const auto* xs = static_cast<const T*>(x);
     auto* rs = static_cast<T*>(residual);
     auto* os = static_cast<T*>(out);
-    if (vectorised) {
-      if (residual != nullptr) rms_norm_vec_kernel<T, true><<<rows_u, threads, 0, stream>>>(xs, rs, weight, eps, n, os);
-      else rms_norm_vec_kernel<T, false><<<rows_u, threads, 0, stream>>>(xs, nullptr, weight, eps, n, os);
-    } else {
-      if (residual != nullptr) rms_norm_kernel<T, true><<<rows_u, threads, 0, stream>>>(xs, rs, weight, eps, n, os);
-      else rms_norm_kernel<T, false><<<rows_u, threads, 0, stream>>>(xs, nullptr, weight, eps, n, os);
-    }
+    if (vectorised)
+      err = residual != nullptr ? launch(rms_norm_vec_kernel<T, true>, rows_u, threads, 0, stream, xs, rs, weight, eps, n, os)
+                              : launch(rms_norm_vec_kernel<T, false>, rows_u, threads, 0, stream, xs, rs, weight, eps, n, os);
+    else
+      err = residual != nullptr ? launch(rms_norm_kernel<T, true>, rows_u, threads, 0, stream, xs, rs, weight, eps, n, os)
+                              : launch(rms_norm_kernel<T, false>, rows_u, threads, 0, stream, xs, rs, weight, eps, n, os);
   });
-  return cudaGetLastError();
+  return err;
 }
 
 }  // namespace troupe::kernels::cuda

@@ -14,6 +14,7 @@ constexpr int threads = 128;
 
 template <class T>
 __global__ void __launch_bounds__(threads) rope_kv_kernel(rope_kv_args a) {
+  wait_for_inputs();
   __shared__ float cos_t[max_half], sin_t[max_half];
   const int64_t t = blockIdx.x;
   const int half = a.head_dim / 2;
@@ -57,13 +58,14 @@ __global__ void __launch_bounds__(threads) rope_kv_kernel(rope_kv_args a) {
 cudaError_t rope_write_kv(dtype type, const rope_kv_args& a, cudaStream_t stream) {
   if (a.tokens <= 0) return cudaSuccess;
   if (a.head_dim / 2 > max_half) return cudaErrorInvalidValue;
+  cudaError_t err = cudaSuccess;
   dispatch_type(type, [&](auto e) {
     using T = decltype(e);
     const int pairs = (a.heads + a.kv_heads) * (a.head_dim / 2);
     const dim3 grid(static_cast<unsigned>(a.tokens), static_cast<unsigned>((pairs + threads - 1) / threads));
-    rope_kv_kernel<T><<<grid, threads, 0, stream>>>(a);
+    err = launch(rope_kv_kernel<T>, grid, threads, 0, stream, a);
   });
-  return cudaGetLastError();
+  return err;
 }
 
 }  // namespace troupe::kernels::cuda
