@@ -86,6 +86,12 @@ class backend {
   /// out [tokens, heads, head_dim].
   virtual void paged_attention(const tensor& q, const tensor& k_cache, const tensor& v_cache,
                                const attention_batch& batch, tensor& out) = 0;
+  /// out = silu(x · gateᵀ) * (x · upᵀ) (the SwiGLU of an MLP) when the backend has a fused form for
+  /// these operands; false (and nothing done) otherwise, and the caller runs matmul, matmul and
+  /// silu_and_mul, which give the same values.
+  virtual bool gated_matmul(const tensor& /*x*/, const tensor& /*gate*/, const tensor& /*up*/, tensor& /*out*/) {
+    return false;
+  }
   /// out = silu(gate) * up, elementwise.
   virtual void silu_and_mul(const tensor& gate, const tensor& up, tensor& out) = 0;
   /// out = a + b, elementwise (out may alias a or b).

@@ -228,9 +228,11 @@ void llama_model::run_layer(int64_t layer, step_buffers& buf, const step_indices
   be_.paged_attention(buf.q, cache.keys(layer), cache.values(layer), in.batch, buf.attn);
   be_.matmul(buf.attn, w.o, cfg_.o_bias ? &w.o_bias : nullptr, buf.h);
   be_.add_rms_norm(buf.h, buf.residual, w.post_norm, eps, buf.x);
-  be_.matmul(buf.x, w.gate, nullptr, buf.gate);
-  be_.matmul(buf.x, w.up, nullptr, buf.up);
-  be_.silu_and_mul(buf.gate, buf.up, buf.act);
+  if (!be_.gated_matmul(buf.x, w.gate, w.up, buf.act)) {
+    be_.matmul(buf.x, w.gate, nullptr, buf.gate);
+    be_.matmul(buf.x, w.up, nullptr, buf.up);
+    be_.silu_and_mul(buf.gate, buf.up, buf.act);
+  }
   be_.matmul(buf.act, w.down, nullptr, buf.h);
 }
 

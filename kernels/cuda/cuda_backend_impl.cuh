@@ -46,6 +46,7 @@ class cuda_backend final : public backend {
                      const index_tensor& slot_mapping, tensor& k_cache, tensor& v_cache) override;
   void paged_attention(const tensor& q, const tensor& k_cache, const tensor& v_cache, const attention_batch& batch,
                        tensor& out) override;
+  bool gated_matmul(const tensor& x, const tensor& gate, const tensor& up, tensor& out) override;
   void silu_and_mul(const tensor& gate, const tensor& up, tensor& out) override;
   void add(const tensor& a, const tensor& b, tensor& out) override;
   void gather_rows(const tensor& x, const index_tensor& rows, tensor& out) override;

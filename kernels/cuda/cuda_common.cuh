@@ -37,6 +37,24 @@ struct alignas(16) vec8 {
   T v[8];
 };
 
+/// A 16-byte read-only load (weights streamed once).
+template <class T>
+__device__ __forceinline__ vec8<T> load_stream(const vec8<T>* p) {
+  int4 raw = __ldg(reinterpret_cast<const int4*>(p));
+  vec8<T> v;
+  *reinterpret_cast<int4*>(&v) = raw;
+  return v;
+}
+
+/// Dot product of eight pairs in float32.
+template <class T>
+__device__ __forceinline__ float dot8(const vec8<T>& a, const vec8<T>& b) {
+  float s = 0.0f;
+#pragma unroll
+  for (int e = 0; e < 8; ++e) s += to_f(a.v[e]) * to_f(b.v[e]);
+  return s;
+}
+
 __device__ __forceinline__ float warp_sum(float x) {
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
@@ -77,6 +95,10 @@ __device__ __forceinline__ void wait_for_inputs() {
   asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 #endif
 }
+
+/// Asks for the 16 bytes at p to be brought into L2 (no register result; for data that does not
+/// depend on earlier kernels, before wait_for_inputs()).
+__device__ __forceinline__ void prefetch_l2(const void* p) { asm volatile("prefetch.global.L2 [%0];" ::"l"(p)); }
 
 template <class... Params, class... Args>
 cudaError_t launch(void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t stream,

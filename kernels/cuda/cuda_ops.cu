@@ -187,6 +187,19 @@ void cuda_backend::paged_attention(const tensor& q, const tensor& k_cache, const
                                 static_cast<int*>(split_counters_.get()), stream()));
 }
 
+bool cuda_backend::gated_matmul(const tensor& x, const tensor& gate, const tensor& up, tensor& out) {
+  const int64_t k = x.dims.row_size(), n = gate.dims.rows();
+  if (x.dims.rows() != 1 || gemv_variant_ == 0 || up.dims != gate.dims || gate.dims.row_size() != k ||
+      out.numel() != n || x.type != compute_ || gate.type != compute_ || up.type != compute_ || out.type != compute_ ||
+      !gemv_supported(compute_, x.data, gate.data, k) || !gemv_supported(compute_, x.data, up.data, k))
+    return false;
+  flush();
+  if (!ok()) return true;
+  profile_scope timing(*this, "matmul (gate/up + SiLU gemv)");
+  TROUPE_CUDA_OK(gemv_gated(compute_, x.data, gate.data, up.data, out.data, n, k, stream()));
+  return true;
+}
+
 void cuda_backend::silu_and_mul(const tensor& gate, const tensor& up, tensor& out) {
   TROUPE_CHECK(gate.numel() == up.numel() && out.numel() == gate.numel());
   TROUPE_CHECK(gate.type == compute_ && up.type == compute_ && out.type == compute_);

@@ -9,22 +9,6 @@ namespace troupe::kernels::cuda {
 namespace {
 
 
-template <class T>
-__device__ __forceinline__ vec8<T> load_stream(const vec8<T>* p) {
-  int4 raw = __ldg(reinterpret_cast<const int4*>(p));
-  vec8<T> v;
-  *reinterpret_cast<int4*>(&v) = raw;
-  return v;
-}
-
-template <class T>
-__device__ __forceinline__ float dot8(const vec8<T>& a, const vec8<T>& b) {
-  float s = 0.0f;
-#pragma unroll
-  for (int e = 0; e < 8; ++e) s += to_f(a.v[e]) * to_f(b.v[e]);
-  return s;
-}
-
 // Where each product's blocks start in the grid, and the arguments of the kernel.
 struct gemv_launch {
   gemv_batch batch;
@@ -37,7 +21,6 @@ struct gemv_launch {
 template <class T, int rows_per_warp, int unroll, int warps_per_block, int k_split>
 __global__ void __launch_bounds__(warps_per_block * 32)
     gemv_kernel(const T* __restrict__ x, gemv_launch l, int64_t k) {
-  wait_for_inputs();
   constexpr int groups = warps_per_block / k_split;
   __shared__ float partial[warps_per_block][rows_per_warp];
   int seg = 0;
@@ -56,6 +39,15 @@ __global__ void __launch_bounds__(warps_per_block * 32)
 #pragma unroll
   for (int r = 0; r < rows_per_warp; ++r)
     wv[r] = reinterpret_cast<const vec8<T>*>(w + (row0 + r < n ? row0 + r : n - 1) * k);
+  // The weights do not depend on earlier kernels: start pulling this warp's first pass into L2
+  // while the kernel before it finishes (with programmatic dependent launch), then wait for x.
+  if (row0 < n)
+#pragma unroll
+    for (int r = 0; r < rows_per_warp; ++r)
+#pragma unroll
+      for (int u = 0; u < unroll; ++u)
+        if (begin + lane + 32 * u < end) prefetch_l2(wv[r] + begin + lane + 32 * u);
+  wait_for_inputs();
   float acc[rows_per_warp] = {};
   if (row0 < n) {
     int64_t i = begin + lane;
@@ -141,6 +133,11 @@ cudaError_t gemv_batched(dtype type, const void* x, const gemv_batch& batch, int
         case 6: err = launch_tiling<T, 1, 4, 4, 1>(x, batch, k, stream); break;
         case 7: err = launch_tiling<T, 1, 4, 8, 4>(x, batch, k, stream); break;
         case 8: err = launch_tiling<T, 2, 4, 8, 2>(x, batch, k, stream); break;
+        case 9: err = launch_tiling<T, 2, 4, 8, 4>(x, batch, k, stream); break;
+        case 10: err = launch_tiling<T, 4, 2, 8, 2>(x, batch, k, stream); break;
+        case 11: err = launch_tiling<T, 2, 8, 8, 2>(x, batch, k, stream); break;
+        case 12: err = launch_tiling<T, 1, 8, 8, 2>(x, batch, k, stream); break;
+        case 13: err = launch_tiling<T, 2, 4, 16, 2>(x, batch, k, stream); break;
         default: err = launch_tiling<T, 2, 4, 8, 1>(x, batch, k, stream); break;
       }
     }

@@ -32,7 +32,12 @@ struct gemv_batch {
 cudaError_t gemv_batched(dtype type, const void* x, const gemv_batch& batch, int64_t k, int variant, int num_sms,
                          cudaStream_t stream);
 
+/// out = silu(gate x) * (up x) for one row of activations: gate, up [n, k], out [n]; the products
+/// are rounded to `type` before the activation, as the unfused ops do. Same operand rules as gemv.
+cudaError_t gemv_gated(dtype type, const void* x, const void* gate, const void* up, void* out, int64_t n, int64_t k,
+                       cudaStream_t stream);
+
 /// Number of gemv variants.
-constexpr int gemv_variants = 8;
+constexpr int gemv_variants = 13;
 
 }  // namespace troupe::kernels::cuda
