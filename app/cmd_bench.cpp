@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "app/commands.hpp"
+#include "app/progress.hpp"
 #include "config/model_config.hpp"
 #include "engine/core/llm.hpp"
 #include "engine/model/llama_model.hpp"
@@ -158,11 +159,11 @@ int run_offline(const bench_args& a) {
     auto getter = [&](const std::string&, const std::vector<int64_t>&) -> expected<engine::llama_model::host_weight> {
       return engine::llama_model::host_weight{*compute, nullptr};
     };
-    model = engine::llama_model::build(*cfg, be, getter, nullptr);
+    model = engine::llama_model::build(*cfg, be, getter, nullptr, weights_progress_bar());
   } else if (dummy) {
     model = engine::llama_model::random(*cfg, 1234, be);
   } else {
-    model = engine::llama_model::load(a.model, be);
+    model = engine::llama_model::load(a.model, be, weights_progress_bar());
   }
   if (!model) {
     std::fprintf(stderr, "troupe: cannot make the model: %s\n", model.error().message.c_str());

@@ -7,6 +7,7 @@
 
 #include "app/commands.hpp"
 #include "app/json_out.hpp"
+#include "app/progress.hpp"
 #include "app/prompts_file.hpp"
 #include "engine/core/llm.hpp"
 #include "engine/generation/generate.hpp"
@@ -115,7 +116,7 @@ int run_generate(const generate_args& a) {
     return 1;
   }
   if (a.device != "cpu") std::fprintf(stderr, "troupe: %s\n", note.c_str());
-  auto model = engine::llama_model::load(a.model, **backend);
+  auto model = engine::llama_model::load(a.model, **backend, weights_progress_bar());
   if (!model) {
     std::fprintf(stderr, "troupe: cannot load the model: %s\n", model.error().message.c_str());
     return 1;

@@ -36,16 +36,25 @@ expected<void> check_model_shape(config::model_config& cfg) {
 expected<std::unique_ptr<llama_model>> llama_model::build(const config::model_config& cfg,
                                                           kernels::backend& be,
                                                           const weight_getter& get,
-                                                          std::shared_ptr<const void> keep_alive) {
+                                                          std::shared_ptr<const void> keep_alive,
+                                                          const load_progress& progress) {
   config::model_config checked = cfg;
   if (auto ok = check_model_shape(checked); !ok) return ok.error();
   std::unique_ptr<llama_model> model(new llama_model(checked, be));
   model->keep_alive_ = std::move(keep_alive);
-  if (auto ok = model->upload(get); !ok) return ok.error();
+  if (auto ok = model->upload(get, progress); !ok) return ok.error();
   return model;
 }
 
-expected<void> llama_model::upload(const weight_getter& get) {
+expected<void> llama_model::upload(const weight_getter& get, const load_progress& progress) {
+  const int64_t hidden = cfg_.hidden_size, inter = cfg_.intermediate_size;
+  const int64_t q_out = cfg_.num_attention_heads * cfg_.head_dim;
+  const int64_t kv_out = cfg_.num_key_value_heads * cfg_.head_dim;
+  const int64_t per_layer = 2 * hidden + hidden * (2 * q_out + 2 * kv_out) + 3 * hidden * inter +
+                            (cfg_.qkv_bias ? q_out + 2 * kv_out : 0) + (cfg_.o_bias ? hidden : 0);
+  const int64_t total = cfg_.vocab_size * hidden * (cfg_.tie_word_embeddings ? 1 : 2) + hidden +
+                        cfg_.num_hidden_layers * per_layer;
+  int64_t done = 0;
   std::string failed;
   auto fetch = [&](const std::string& name, const std::vector<int64_t>& dims) -> tensor {
     if (!failed.empty()) return {};
@@ -55,11 +64,11 @@ expected<void> llama_model::upload(const weight_getter& get) {
       return {};
     }
     kernels::shape s = dims.size() == 1 ? kernels::shape{dims[0]} : kernels::shape{dims[0], dims[1]};
-    return be_.upload_weight(w->type, w->data, s);
+    tensor t = be_.upload_weight(w->type, w->data, s);
+    done += s.numel();
+    if (progress) progress(std::min(done, total), total);
+    return t;
   };
-  const int64_t hidden = cfg_.hidden_size, inter = cfg_.intermediate_size;
-  const int64_t q_out = cfg_.num_attention_heads * cfg_.head_dim;
-  const int64_t kv_out = cfg_.num_key_value_heads * cfg_.head_dim;
   embed_ = fetch("model.embed_tokens.weight", {cfg_.vocab_size, hidden});
   for (int64_t l = 0; l < cfg_.num_hidden_layers; ++l) {
     std::string p = "model.layers." + std::to_string(l) + ".";
@@ -105,7 +114,7 @@ expected<std::unique_ptr<llama_model>> llama_model::random(const config::model_c
 }
 
 expected<std::unique_ptr<llama_model>> llama_model::load(const std::filesystem::path& dir,
-                                                         kernels::backend& be) {
+                                                         kernels::backend& be, const load_progress& progress) {
   auto cfg = config::load_model_config(dir);
   if (!cfg) return cfg.error();
   auto store = weight_store::open(dir);
@@ -117,7 +126,7 @@ expected<std::unique_ptr<llama_model>> llama_model::load(const std::filesystem::
     if (!t) return t.error();
     return host_weight{(*t)->type, (*t)->data};
   };
-  return build(*cfg, be, get, weights);
+  return build(*cfg, be, get, weights, progress);
 }
 
 kv_cache_shape llama_model::cache_shape(int64_t num_blocks, int64_t block_size) const {

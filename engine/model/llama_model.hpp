@@ -22,9 +22,14 @@ namespace troupe::engine {
 /// runs forward at a time.
 class llama_model {
  public:
-  /// Loads DIR/config.json and the safetensors weights of DIR (checked against the config).
+  /// Told after each weight reaches the backend: elements uploaded so far and in all.
+  using load_progress = std::function<void(int64_t done, int64_t total)>;
+
+  /// Loads DIR/config.json and the safetensors weights of DIR (checked against the config), each
+  /// straight from the memory-mapped file to the backend.
   static expected<std::unique_ptr<llama_model>> load(const std::filesystem::path& dir,
-                                                     kernels::backend& be);
+                                                     kernels::backend& be,
+                                                     const load_progress& progress = {});
   /// A model of the config's shape with seeded random weights (see random_weights).
   static expected<std::unique_ptr<llama_model>> random(const config::model_config& cfg,
                                                        uint64_t seed, kernels::backend& be);
@@ -71,7 +76,8 @@ class llama_model {
   /// (the backend may use it in place).
   static expected<std::unique_ptr<llama_model>> build(const config::model_config& cfg,
                                                       kernels::backend& be, const weight_getter& get,
-                                                      std::shared_ptr<const void> keep_alive);
+                                                      std::shared_ptr<const void> keep_alive,
+                                                      const load_progress& progress = {});
 
  private:
   struct layer_weights {
@@ -89,7 +95,7 @@ class llama_model {
   };
 
   llama_model(const config::model_config& cfg, kernels::backend& be);
-  expected<void> upload(const weight_getter& get);
+  expected<void> upload(const weight_getter& get, const load_progress& progress);
   expected<void> check_input(const step_input& input, const kv_cache& cache) const;
   step_buffers& buffers_for(int64_t tokens);
   void run_layer(int64_t layer, step_buffers& buf, const step_indices& in, kv_cache& cache, bool first);
