@@ -108,6 +108,7 @@ std::unique_ptr<cuda_backend> cuda_backend::create(int device, dtype compute, st
   if (!be->ok()) return fail(be->error());
   be->cublas_->set_workspace(be->blas_, be->blas_workspace_.get(), workspace_bytes);
   be->compute_ = compute;
+  be->sampling_ = make_sample_scratch();
   be->num_sms_ = prop.multiProcessorCount;
   be->name_ = "cuda:" + std::to_string(device);
   return be;
@@ -117,6 +118,7 @@ cuda_backend::~cuda_backend() {
   flush();
   if (ctx_) cudaStreamSynchronize(ctx_->stream);
   blas_workspace_.reset();
+  sampling_.reset();
   if (blas_ != nullptr) cublas_->destroy(blas_);
 }
 

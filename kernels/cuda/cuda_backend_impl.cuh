@@ -21,6 +21,8 @@ struct device_context {
   ~device_context();
 };
 
+struct sample_scratch;  // kernels/cuda/sample.cu
+
 class cuda_backend final : public backend {
  public:
   /// nullptr with the reason in *why when the device cannot be used.
@@ -49,6 +51,8 @@ class cuda_backend final : public backend {
   void silu_and_mul(const tensor& gate, const tensor& up, tensor& out) override;
   void add(const tensor& a, const tensor& b, tensor& out) override;
   void gather_rows(const tensor& x, const index_tensor& rows, tensor& out) override;
+  /// Samples on the GPU; only tokens and requested logprobs come back (kernels/cuda/sample.cu).
+  void sample(const tensor& logits, const sampling_batch& batch, sample_result& out) override;
 
   const std::string& error() const { return error_; }
   bool ok() const { return error_.empty(); }
@@ -105,6 +109,8 @@ class cuda_backend final : public backend {
   std::vector<cudaEvent_t> spare_events_;
   cudaEvent_t take_event();
   bool prefill_kernel_ = true;
+  std::shared_ptr<sample_scratch> sampling_;  // made in create (sample.cu), grown by sample
+  static std::shared_ptr<sample_scratch> make_sample_scratch();
 };
 
 /// Times the op of its scope when the backend is profiling.
