@@ -129,7 +129,7 @@ void cuda_backend::sample(const tensor& logits, const sampling_batch& batch, sam
     float* no_keys[2] = {nullptr, nullptr};
     int32_t* no_ids[2] = {nullptr, nullptr};
     TROUPE_CUDA_OK(sort_work_rows(nullptr, &need, no_keys, no_ids, vocab, chunk_rows, d_offsets, nullptr, stream()));
-    if (need > s.sort_temp_bytes) {
+    if (!s.sort_temp || need > s.sort_temp_bytes) {  // never null: CUB takes null for "how much"
       s.sort_temp = device_bytes(need);
       s.sort_temp_bytes = s.sort_temp ? need : 0;
     }
