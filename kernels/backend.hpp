@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 
+#include "kernels/sampling.hpp"
 #include "kernels/tensor.hpp"
 
 namespace troupe::kernels {
@@ -125,6 +126,14 @@ class backend {
   virtual void replay(int /*graph*/) {}
   /// Frees a graph; its id is not reused.
   virtual void release_graph(int /*graph*/) {}
+
+  // Sampling.
+
+  /// Samples (or scores) every row of logits [rows, vocab] by its recipe and returns host results:
+  /// out.tokens[r] and, where batch.rows[r].logprobs >= 0, out.logprobs[r]. Waits for the result.
+  /// The semantics are those of kernels/cpu/sampling_reference.hpp. This default copies the logits
+  /// to the host and runs that reference; backends override it to keep the logits where they are.
+  virtual void sample(const tensor& logits, const sampling_batch& batch, sample_result& out);
 };
 
 /// The float32 CPU reference backend (kernels/cpu/). `threads` 0: use every core.

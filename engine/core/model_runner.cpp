@@ -2,7 +2,8 @@
 #include "engine/core/model_runner.hpp"
 
 #include <algorithm>
-#include <thread>
+
+#include "engine/core/step_sampling.hpp"
 
 namespace troupe::engine {
 
@@ -105,37 +106,16 @@ expected<step_result> model_runner::execute(const schedule_output& out) {
   res.prompt_logprobs.resize(out.scheduled.size());
   if (out.scheduled.empty()) return res;
   if (auto ok = build(out); !ok) return ok.error();
-  auto logits = model_.forward(input_, *cache_);
+  auto logits = model_.forward_device(input_, *cache_);
   if (!logits) return logits.error();
-  const auto vocab = size_t(model_.config().vocab_size);
-  auto pick_rows = [&](size_t from, size_t to) {
-    for (size_t r = from; r < to; ++r) {
-      const size_t i = rows_[r].entry;
-      request_state& st = states_.at(out.scheduled[i].id);
-      const std::span<const float> row(logits->data() + r * vocab, vocab);
-      if (rows_[r].prompt_token >= 0) {
-        res.prompt_logprobs[i].push_back(compute_logprobs(row, rows_[r].prompt_token, st.prompt_logprobs));
-        ++st.next_prompt_logprob;
-        continue;
-      }
-      res.sampled[i] = st.pick->sample(row);
-      if (st.logprobs >= 0) res.logprobs[i].push_back(compute_logprobs(row, res.sampled[i], st.logprobs));
-    }
-  };
-  // Many rows that each only sample (one row per request, so each touches its own sampler and
-  // entry): split over threads; the tokens are the same as in one loop.
-  const bool only_samples = std::all_of(rows_.begin(), rows_.end(), [](const row_use& u) { return u.prompt_token < 0; });
-  const size_t threads = std::min<size_t>(std::max(1u, std::thread::hardware_concurrency()), 8);
-  if (only_samples && threads > 1 && rows_.size() * vocab >= (size_t{1} << 20)) {
-    std::vector<std::thread> pool;
-    const size_t per = (rows_.size() + threads - 1) / threads;
-    for (size_t t = 1; t < threads && t * per < rows_.size(); ++t)
-      pool.emplace_back(pick_rows, t * per, std::min(rows_.size(), (t + 1) * per));
-    pick_rows(0, std::min(rows_.size(), per));
-    for (auto& th : pool) th.join();
-  } else {
-    pick_rows(0, rows_.size());
+  std::vector<sampling_row> rows;
+  rows.reserve(rows_.size());
+  for (const row_use& u : rows_) {
+    request_state& st = states_.at(out.scheduled[u.entry].id);
+    if (u.prompt_token >= 0) ++st.next_prompt_logprob;
+    rows.push_back({u.entry, u.prompt_token, st.pick.get(), u.prompt_token >= 0 ? st.prompt_logprobs : st.logprobs});
   }
+  sample_step(model_.backend(), *logits, rows, res);
   for (size_t i = 0; i < out.scheduled.size(); ++i)
     states_.at(out.scheduled[i].id).num_computed_tokens += out.scheduled[i].num_tokens;
   return res;

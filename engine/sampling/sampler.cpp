@@ -5,6 +5,8 @@
 #include <cmath>
 #include <numeric>
 
+#include "kernels/cpu/sampling_reference.hpp"
+
 namespace troupe::engine {
 
 expected<void> validate(const sampling_params& p, int64_t vocab_size) {
@@ -30,32 +32,19 @@ expected<void> validate(const sampling_params& p, int64_t vocab_size) {
   return {};
 }
 
-int32_t argmax(std::span<const float> logits) {
-  TROUPE_CHECK(!logits.empty());
-  return int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
+int32_t argmax(std::span<const float> logits) { return kernels::cpu::argmax(logits); }
+
+logprobs_entry to_engine(const kernels::logprobs_entry& e) {
+  logprobs_entry out;
+  out.chosen = {e.chosen.token, e.chosen.logprob};
+  out.rank = e.rank;
+  out.top.reserve(e.top.size());
+  for (const auto& t : e.top) out.top.push_back({t.token, t.logprob});
+  return out;
 }
 
 logprobs_entry compute_logprobs(std::span<const float> logits, int32_t token, int32_t top) {
-  TROUPE_CHECK(!logits.empty() && token >= 0 && size_t(token) < logits.size());
-  const float m = *std::max_element(logits.begin(), logits.end());
-  double sum = 0.0;
-  for (float x : logits) sum += std::exp(double(x) - m);
-  const double log_z = m + std::log(sum);
-  logprobs_entry e;
-  e.chosen = {token, float(logits[token] - log_z)};
-  e.rank = 1;
-  for (size_t i = 0; i < logits.size(); ++i)
-    if (logits[i] > logits[token] || (logits[i] == logits[token] && int32_t(i) < token)) ++e.rank;
-  if (top > 0) {
-    std::vector<int32_t> idx(logits.size());
-    std::iota(idx.begin(), idx.end(), 0);
-    const size_t k = std::min(logits.size(), size_t(top));
-    std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), [&](int32_t a, int32_t b) {
-      return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
-    });
-    for (size_t i = 0; i < k; ++i) e.top.push_back({idx[i], float(logits[idx[i]] - log_z)});
-  }
-  return e;
+  return to_engine(kernels::cpu::compute_logprobs(logits, token, top));
 }
 
 sampler::sampler(const sampling_params& params, uint64_t fallback_seed)
@@ -76,91 +65,42 @@ bool sampler::has_adjustments() const {
          params_.presence_penalty != 0.0f || params_.frequency_penalty != 0.0f;
 }
 
-std::span<const float> sampler::adjusted(std::span<const float> logits) {
-  if (!has_adjustments()) return logits;
-  work_.assign(logits.begin(), logits.end());
-  const auto n = int64_t(work_.size());
-  for (auto [id, bias] : params_.logit_bias)
-    if (id >= 0 && id < n) work_[id] += bias;
+void sampler::append_adjustments(std::vector<kernels::logit_adjustment>& out) const {
+  if (!has_adjustments()) return;
+  using kind = kernels::logit_adjustment::kind;
+  for (auto [id, bias] : params_.logit_bias) out.push_back({id, kind::add, bias});
   if (params_.repetition_penalty != 1.0f) {
-    auto penalise = [&](int32_t id) {
-      if (id < 0 || id >= n) return;
-      float& x = work_[id];
-      x = x > 0.0f ? x / params_.repetition_penalty : x * params_.repetition_penalty;
-    };
     // Each token once, whether it was seen in the prompt, the output or both.
-    for (int32_t id : prompt_tokens_) penalise(id);
+    for (int32_t id : prompt_tokens_) out.push_back({id, kind::penalise, params_.repetition_penalty});
     for (auto [id, count] : output_counts_)
-      if (!std::binary_search(prompt_tokens_.begin(), prompt_tokens_.end(), id)) penalise(id);
+      if (!std::binary_search(prompt_tokens_.begin(), prompt_tokens_.end(), id))
+        out.push_back({id, kind::penalise, params_.repetition_penalty});
   }
-  for (auto [id, count] : output_counts_) {
-    if (id < 0 || id >= n) continue;
-    work_[id] -= params_.frequency_penalty * float(count) + params_.presence_penalty;
-  }
-  return work_;
+  if (params_.frequency_penalty != 0.0f || params_.presence_penalty != 0.0f)  // else x - 0 is x
+    for (auto [id, count] : output_counts_)
+      out.push_back({id, kind::subtract, params_.frequency_penalty * float(count) + params_.presence_penalty});
+}
+
+kernels::row_recipe sampler::next_recipe(std::vector<kernels::logit_adjustment>& adjustments) {
+  kernels::row_recipe r;
+  r.temperature = params_.temperature;
+  r.top_k = params_.top_k;
+  r.top_p = params_.top_p;
+  r.min_p = params_.min_p;
+  r.first_adjustment = uint32_t(adjustments.size());
+  append_adjustments(adjustments);
+  r.num_adjustments = uint32_t(adjustments.size() - r.first_adjustment);
+  // Greedy draws nothing from the stream, as before the recipe existed.
+  if (r.temperature != 0.0f) r.uniform = uniform();
+  return r;
 }
 
 int32_t sampler::sample(std::span<const float> raw) {
-  const int32_t token = draw(adjusted(raw));
+  scratch_.clear();
+  const kernels::row_recipe r = next_recipe(scratch_);
+  const int32_t token = kernels::cpu::sample_row(raw, r, scratch_, nullptr, &probs_);
   record(token);
   return token;
-}
-
-int32_t sampler::draw(std::span<const float> logits) {
-  if (params_.temperature == 0.0f) {
-    probs_.clear();
-    return argmax(logits);
-  }
-  const size_t n = logits.size();
-  TROUPE_CHECK(n > 0);
-  // Candidates in order of decreasing logit (ties: lower id first), cut to top_k.
-  order_.resize(n);
-  std::iota(order_.begin(), order_.end(), 0);
-  size_t keep = n;
-  if (params_.top_k > 0) keep = std::min(n, size_t(params_.top_k));
-  auto by_logit = [&](int32_t a, int32_t b) {
-    return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
-  };
-  if (keep < n) {
-    std::partial_sort(order_.begin(), order_.begin() + keep, order_.end(), by_logit);
-  } else {
-    std::sort(order_.begin(), order_.end(), by_logit);
-  }
-  // Softmax of logits / temperature over the kept candidates, in double for stable sums.
-  const double inv_t = 1.0 / params_.temperature;
-  const double top = logits[order_[0]] * inv_t;
-  std::vector<double> p(keep);
-  double sum = 0.0;
-  for (size_t i = 0; i < keep; ++i) sum += p[i] = std::exp(logits[order_[i]] * inv_t - top);
-  for (auto& x : p) x /= sum;
-  // top-p: the smallest prefix whose mass reaches top_p (the first token always stays).
-  if (params_.top_p < 1.0f) {
-    double mass = 0.0;
-    size_t cut = 0;
-    while (cut < keep) {
-      mass += p[cut++];
-      if (mass >= params_.top_p) break;
-    }
-    keep = cut;
-  }
-  // min-p: relative to the most likely token.
-  if (params_.min_p > 0.0f) {
-    const double floor = p[0] * params_.min_p;
-    size_t cut = 1;
-    while (cut < keep && p[cut] >= floor) ++cut;
-    keep = cut;
-  }
-  double kept = 0.0;
-  for (size_t i = 0; i < keep; ++i) kept += p[i];
-  probs_.assign(n, 0.0f);
-  for (size_t i = 0; i < keep; ++i) probs_[order_[i]] = float(p[i] / kept);
-  // Inverse-CDF draw over the kept candidates.
-  double u = uniform() * kept;
-  for (size_t i = 0; i < keep; ++i) {
-    if (u < p[i]) return order_[i];
-    u -= p[i];
-  }
-  return order_[keep - 1];
 }
 
 }  // namespace troupe::engine

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "config/error.hpp"
+#include "kernels/sampling.hpp"
 
 namespace troupe::engine {
 
@@ -51,9 +52,13 @@ struct logprobs_entry {
   std::vector<token_logprob> top;
 };
 logprobs_entry compute_logprobs(std::span<const float> logits, int32_t token, int32_t top);
+/// The same entry from the one a backend's sample op returns.
+logprobs_entry to_engine(const kernels::logprobs_entry& e);
 
 /// One request's sampler: it owns the request's random stream and the counts that penalties need,
 /// so the same parameters and seed give the same tokens whatever else runs beside the request.
+/// The picking itself is kernels/cpu/sampling_reference (or a backend's sample op) following the
+/// recipe the sampler writes.
 class sampler {
  public:
   /// `fallback_seed` is used when the parameters carry none.
@@ -65,6 +70,10 @@ class sampler {
   void record(int32_t token);
   /// Picks a token from one row of logits and records it as generated.
   int32_t sample(std::span<const float> logits);
+  /// The recipe for this request's next token (a row of a backend's sample op): its adjustments
+  /// are appended to `adjustments`, and a uniform is drawn from the random stream unless greedy.
+  /// Record the token the op picks.
+  kernels::row_recipe next_recipe(std::vector<kernels::logit_adjustment>& adjustments);
 
   /// The probabilities the last sample() drew from (zero where filtered out); empty when greedy.
   const std::vector<float>& last_probs() const { return probs_; }
@@ -73,16 +82,15 @@ class sampler {
  private:
   /// A uniform double in [0, 1) from the 53 high bits of the generator (the same on every platform).
   double uniform();
-  /// Applies logit bias and penalties to a copy of the logits when any is set; returns the row to use.
-  std::span<const float> adjusted(std::span<const float> logits);
-  int32_t draw(std::span<const float> logits);
+  /// Logit bias, then the repetition penalty of tokens in the prompt or the output (each once),
+  /// then frequency * count + presence of generated tokens, as adjustments in that order.
+  void append_adjustments(std::vector<kernels::logit_adjustment>& out) const;
   bool has_adjustments() const;
 
   sampling_params params_;
   std::mt19937_64 rng_;
   std::vector<float> probs_;
-  std::vector<int32_t> order_;
-  std::vector<float> work_;
+  std::vector<kernels::logit_adjustment> scratch_;
   std::vector<int32_t> prompt_tokens_;               // sorted, unique
   std::unordered_map<int32_t, int32_t> output_counts_;
 };

@@ -1,5 +1,6 @@
 // The CPU backend's memory handling, matrix products (OpenBLAS) and elementwise ops.
 #include "kernels/cpu/cpu_backend.hpp"
+#include "kernels/cpu/sampling_reference.hpp"
 
 #include <cblas.h>
 
@@ -203,6 +204,11 @@ void cpu_backend::gather_rows(const tensor& x, const index_tensor& rows, tensor&
     TROUPE_CHECK(r >= 0 && r < x.dims.rows());
     std::memcpy(out.as<float>() + i * n, x.as<float>() + r * n, n * sizeof(float));
   }
+}
+
+void cpu_backend::sample(const tensor& logits, const sampling_batch& batch, sample_result& out) {
+  TROUPE_CHECK(logits.dims.rows() == int64_t(batch.rows.size()));
+  sample_rows(logits.as<float>(), logits.dims.row_size(), batch, out, threads_);
 }
 
 }  // namespace troupe::kernels::cpu

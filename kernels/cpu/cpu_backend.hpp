@@ -37,6 +37,8 @@ class cpu_backend final : public backend {
   void silu_and_mul(const tensor& gate, const tensor& up, tensor& out) override;
   void add(const tensor& a, const tensor& b, tensor& out) override;
   void gather_rows(const tensor& x, const index_tensor& rows, tensor& out) override;
+  /// The reference (sampling_reference.hpp) on the logits in place, rows split over the threads.
+  void sample(const tensor& logits, const sampling_batch& batch, sample_result& out) override;
 
  private:
   int threads_;

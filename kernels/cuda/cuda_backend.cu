@@ -120,6 +120,7 @@ std::unique_ptr<cuda_backend> cuda_backend::create(int device, dtype compute, st
     return fail(be->error());
   be->split_counters_len_ = counters;
   be->compute_ = compute;
+  be->sampling_ = make_sample_scratch();
   be->num_sms_ = prop.multiProcessorCount;
   // Programmatic dependent launch where the card has it (sm_90+), unless TROUPE_PDL=0; one older card
   // in the process turns it off for all.
@@ -136,6 +137,7 @@ cuda_backend::~cuda_backend() {
   if (ctx_) cudaStreamSynchronize(ctx_->stream);
   release_graphs();
   blas_workspace_.reset();
+  sampling_.reset();
   if (blas_ != nullptr) cublas_->destroy(blas_);
 }
 

@@ -21,6 +21,8 @@ struct device_context {
   ~device_context();
 };
 
+struct sample_scratch;  // kernels/cuda/sample.cu
+
 class cuda_backend final : public backend {
  public:
   /// nullptr with the reason in *why when the device cannot be used.
@@ -50,6 +52,8 @@ class cuda_backend final : public backend {
   void silu_and_mul(const tensor& gate, const tensor& up, tensor& out) override;
   void add(const tensor& a, const tensor& b, tensor& out) override;
   void gather_rows(const tensor& x, const index_tensor& rows, tensor& out) override;
+  /// Samples on the GPU; only tokens and requested logprobs come back (kernels/cuda/sample.cu).
+  void sample(const tensor& logits, const sampling_batch& batch, sample_result& out) override;
 
   void write_indices(std::span<const int32_t> host, index_tensor& dst) override;
   bool memory_info(size_t& free_bytes, size_t& total_bytes) override;
@@ -119,6 +123,9 @@ class cuda_backend final : public backend {
   bool capturing_ = false;
   bool profiling_before_capture_ = false;
   std::vector<cudaGraphExec_t> graphs_;  // by id; null once released
+
+  std::shared_ptr<sample_scratch> sampling_;  // made in create (sample.cu), grown by sample
+  static std::shared_ptr<sample_scratch> make_sample_scratch();
 };
 
 /// Times the op of its scope when the backend is profiling.

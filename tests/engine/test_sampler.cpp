@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "engine/sampling/sampler.hpp"
+#include "kernels/cpu/sampling_reference.hpp"
 
 using namespace troupe::engine;
 
@@ -184,4 +185,41 @@ TEST_CASE("penalty and bias ranges are checked") {
   CHECK_FALSE(validate(sampling_params{.logit_bias = {{5, 1.0f}}}, 4));
   CHECK_FALSE(validate(sampling_params{.logit_bias = {{1, 101.0f}}}, 4));
   CHECK(validate(sampling_params{.logit_bias = {{3, -100.0f}}}, 4));
+}
+
+TEST_CASE("a backend following the sampler's recipes picks the tokens sample() picked before recipes") {
+  // What the engine does on a GPU: next_recipe, the backend's op (here the CPU reference), record.
+  // The expected tokens are those of the sampler before the algorithm moved to kernels/cpu
+  // (commit 2249176), with every adjustment, top-k and top-p, greedy and seeded.
+  const std::vector<int32_t> before[2] = {
+      {225, 242, 208, 259, 191, 276, 174, 293, 157, 140, 123, 106, 89,  72,  55,  38,  21,
+       4,   5,   22,  39,  56,  73,  90,  107, 124, 141, 158, 292, 175, 275, 192, 258, 209,
+       241, 226, 224, 243, 207, 260, 190, 277, 173, 294, 156, 139, 7,   122, 105, 88},
+      {21,  4,   258, 275, 293, 225, 243, 276, 207, 242, 72,  90,  38,  123, 22,  5,   209,
+       105, 124, 107, 73,  241, 192, 157, 174, 226, 259, 106, 158, 294, 260, 175, 140, 6,
+       7,   208, 224, 39,  89,  71,  291, 223, 190, 37,  210, 55,  156, 57,  159, 277}};
+  std::vector<float> l(300);
+  for (size_t i = 0; i < l.size(); ++i) l[i] = float(std::sin(double(i) * 0.37) * 3.0);
+  for (int k = 0; k < 2; ++k) {
+    const float t = k == 0 ? 0.0f : 0.7f;
+    sampling_params p{.temperature = t, .top_p = 0.9f, .top_k = 40, .repetition_penalty = 1.3f,
+                      .presence_penalty = 0.4f, .frequency_penalty = 0.2f, .logit_bias = {{7, 2.0f}}, .seed = 9};
+    sampler direct(p, 0), by_recipe(p, 0);
+    const std::vector<int32_t> prompt{1, 2, 3, 7};
+    direct.set_prompt(prompt);
+    by_recipe.set_prompt(prompt);
+    std::vector<int32_t> got_direct, got_recipe;
+    for (int step = 0; step < 50; ++step) {
+      std::vector<troupe::kernels::logit_adjustment> adj;
+      const auto recipe = by_recipe.next_recipe(adj);
+      CHECK(recipe.num_adjustments == adj.size());
+      if (t == 0.0f) CHECK(recipe.uniform == 0.0);  // greedy draws nothing from the stream
+      const int32_t token = troupe::kernels::cpu::sample_row(l, recipe, adj, nullptr);
+      by_recipe.record(token);
+      got_recipe.push_back(token);
+      got_direct.push_back(direct.sample(l));
+    }
+    CHECK(got_direct == before[k]);
+    CHECK(got_recipe == before[k]);
+  }
 }
