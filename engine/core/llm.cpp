@@ -188,7 +188,7 @@ void llm::process(const schedule_output& step, expected<step_result>& result, st
     }
     return;
   }
-  ++steps_;
+  if (!step.empty()) ++steps_;  // (an empty one only tells the runner of finished requests)
   tokens_ += uint64_t(step.total_num_scheduled_tokens);
   std::unordered_map<request_id, size_t> entry;
   for (size_t i = 0; i < step.scheduled.size(); ++i) {
@@ -232,6 +232,8 @@ std::vector<llm_output> llm::generate(std::span<const llm_request> requests) {
     std::optional<expected<step_result>> done;   // when run here
   };
   std::deque<flight> flights;
+  // Declared after `flights`: if a step throws, the thread finishes what it was given (and joins)
+  // before the steps it refers to are freed.
   std::optional<runner_thread> worker;
   if (steps_in_flight_ > 1) worker.emplace(runner_);
   const auto launch = [&](schedule_output step) {

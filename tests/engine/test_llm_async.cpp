@@ -1,7 +1,7 @@
 // Steps in flight on the bundled model: engine::llm with 2 and 3 steps in flight gives the outputs of
 // one step at a time, token for token (greedy, seeded, n samples, penalties, stop strings and ids,
-// logprobs, prompt logprobs, chunked prefill, preemption under a small cache); and the model runner
-// supplies a placeholder's input token itself.
+// logprobs, prompt logprobs, chunked prefill, preemption under a small cache); the model runner
+// supplies a placeholder's input token itself; rejected steps and device errors with steps in flight.
 #include <catch2/catch.hpp>
 
 #include <memory>
@@ -13,6 +13,7 @@
 #include "engine/core/model_runner.hpp"
 #include "engine/core/scheduler.hpp"
 #include "tests/engine/bundled_model.hpp"
+#include "tests/engine/failing_backend.hpp"
 
 using namespace troupe;
 using namespace troupe::engine;
@@ -170,4 +171,25 @@ TEST_CASE("after a step the model rejected, the runner still runs the next step 
   REQUIRE(out3.finished_request_ids == std::vector<request_id>{1, 2});
   REQUIRE(runner.execute(out3).has_value());
   REQUIRE(runner.num_requests() == 0);
+}
+
+TEST_CASE("a device error on the runner's thread comes out of generate, with steps in flight or not") {
+  for (int32_t k : {1, 2, 3}) {
+    INFO(k << " steps in flight");
+    auto plan = std::make_shared<troupe::test::failure_plan>();
+    plan->fail_after_steps = 4;
+    troupe::test::failing_backend backend(plan);
+    auto model = llama_model::load(TROUPE_DEFAULT_MODEL, backend);
+    REQUIRE(model.has_value());
+    llm_options o;
+    o.steps_in_flight = k;
+    auto e = llm::create(**model, *the().tok, o);
+    REQUIRE(e.has_value());
+    std::vector<llm_request> reqs(4);
+    for (size_t i = 0; i < reqs.size(); ++i) {
+      reqs[i].prompt = prompts[i];
+      reqs[i].params.max_tokens = 20;
+    }
+    REQUIRE_THROWS_WITH((*e)->generate(reqs), "injected device failure");
+  }
 }
