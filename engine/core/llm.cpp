@@ -193,6 +193,7 @@ void llm::process(const schedule_output& step, expected<step_result>& result, st
   std::unordered_map<request_id, size_t> entry;
   for (size_t i = 0; i < step.scheduled.size(); ++i) {
     entry[step.scheduled[i].id] = i;
+    if (sched_->find(step.scheduled[i].id) == nullptr) continue;  // ended after the step was planned
     const place at = where.at(step.scheduled[i].id);
     auto& scored = result->prompt_logprobs[i];
     if (at.sample == 0) outputs[at.input].prompt_logprobs.insert(outputs[at.input].prompt_logprobs.end(),
