@@ -91,7 +91,8 @@ void check_ownership(const scheduler& s, const std::set<request_id>& live) {
   REQUIRE(s.kv().stats().used_blocks <= s.kv().stats().total_blocks);
 }
 
-void run_workload(uint64_t seed, bool caching, bool minimum_cache, size_t in_flight) {
+// Returns the number of preemptions.
+uint64_t run_workload(uint64_t seed, bool caching, bool minimum_cache, size_t in_flight) {
   std::mt19937_64 rng(seed);
   const int32_t block_size = std::array<int32_t, 3>{4, 8, 16}[size_t(uniform(rng, 0, 2))];
   prompt_maker prompts(rng);
@@ -196,6 +197,7 @@ void run_workload(uint64_t seed, bool caching, bool minimum_cache, size_t in_fli
       REQUIRE(to_string(reasons[id]) == want.finish_reason);
     }
   }
+  return s.stats().preemptions;
 }
 
 }  // namespace
@@ -207,10 +209,14 @@ TEST_CASE("random workloads: all end, no block leaks or is double-owned, outputs
 }
 
 TEST_CASE("random workloads with 2 and 3 steps in flight: the same invariants and outputs") {
-  for (size_t in_flight : {2, 3})
+  for (size_t in_flight : {2, 3}) {
+    uint64_t preemptions = 0;
     for (uint64_t seed = 1; seed <= 6; ++seed)
       for (bool caching : {true, false})
-        for (bool minimum : {true, false}) run_workload(seed * 7919 + in_flight, caching, minimum, in_flight);
+        for (bool minimum : {true, false})
+          preemptions += run_workload(seed * 7919 + in_flight, caching, minimum, in_flight);
+    REQUIRE(preemptions > 0);  // requests were preempted with steps in flight
+  }
 }
 
 TEST_CASE("done when: 200 mixed requests through a tenth of their cache need equal one-at-a-time runs") {
