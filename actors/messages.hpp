@@ -198,7 +198,7 @@ typename Inspector::result_type inspect(Inspector& f, new_request_data& x) {
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, cached_request_data& x) {
-  return f(caf::meta::type_name("cached_request_data"), x.id, x.new_token_ids, x.new_block_ids,
+  return f(caf::meta::type_name("cached_request_data"), x.id, x.new_block_ids,
            x.num_computed_tokens);
 }
 template <class Inspector>

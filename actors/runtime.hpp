@@ -33,7 +33,7 @@ struct runtime_options {
   int32_t max_waiting = 256;            ///< requests admitted but not yet running, at most (then 429)
   int64_t max_queued_prompt_tokens = 0; ///< prompt tokens waiting, at most; 0: 64 x max_num_batched_tokens
   int32_t tokenizer_workers = 2;        ///< tokenizer actors in the pool
-  int32_t steps_in_flight = 1;          ///< scheduler steps outstanding per executor (credits)
+  int32_t steps_in_flight = 2;          ///< scheduler steps outstanding per executor (1: one at a time)
   int32_t cpu_threads = 0;              ///< CPU backend threads; 0: every core
   /// Makes the backend of an executor (tests inject failing backends); empty: the CPU backend.
   std::function<std::unique_ptr<kernels::backend>()> backend_factory;

@@ -1,9 +1,10 @@
-// Scheduler actor: admission, one step in flight per executor, token routing, cancellation,
-// executor supervision.
+// Scheduler actor: admission, up to steps_in_flight steps outstanding per executor, token routing,
+// cancellation, executor supervision.
 #include "actors/scheduler_actor.hpp"
 
 #include <algorithm>
 #include <cstdio>
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -50,7 +51,7 @@ struct scheduler_state {
   uint64_t generation = 0;
   bool exec_ready = false;
   int32_t restarts = 0;
-  std::optional<engine::schedule_output> in_flight;
+  std::deque<engine::schedule_output> in_flight;  // sent to the executor, in the order planned
   std::optional<caf::typed_response_promise<status_reply>> start_promise;
   scheduler_gauges carried;  // counters of engine schedulers replaced after executor failures
 };
@@ -123,17 +124,8 @@ void fail_all(pointer self, const std::string& why) {
 
 void on_outcome(pointer self, step_outcome& o);
 
-// Plans and sends the next step when the executor has a free credit. The engine's scheduler
-// advances num_computed_tokens in update_from_output, so a step can only be planned once the
-// previous one's tokens are known: one step is in flight per executor.
-void kick(pointer self) {
+void send_step(pointer self, engine::schedule_output out) {
   auto& st = self->state;
-  if (!st.exec_ready || st.in_flight || st.failed || !st.sched->has_unfinished()) return;
-  engine::schedule_output out = st.sched->schedule();
-  if (out.empty()) {  // a request alone always fits, so this means the engine is stuck: never spin
-    fail_all(self, "the scheduler could not place the request");
-    return;
-  }
   const int64_t now = now_ns();
   for (const auto& d : out.new_requests) {
     auto c = st.children.find(d.id);
@@ -147,32 +139,49 @@ void kick(pointer self) {
       self->send(caf::actor_cast<request_actor>(cl->second.actor), std::move(u));
     }
   }
-  st.in_flight = out;
+  st.in_flight.push_back(out);
   self->request(st.exec, caf::infinite, execute_atom_v, step_plan{st.generation, std::move(out)})
       .then([self](step_outcome& o) { on_outcome(self, o); },
             [](caf::error&) {});  // a dead executor is handled by the down handler
 }
 
+// Plans and sends steps while the executor has fewer than steps_in_flight outstanding. The engine's
+// scheduler counts a planned step's tokens as computed and its samples as placeholders, so step N+1
+// goes out while step N runs; the executor runs them in the order sent (one mailbox, one thread).
+void kick(pointer self) {
+  auto& st = self->state;
+  const auto credits = size_t(st.shared->options.steps_in_flight);
+  while (st.exec_ready && !st.failed && st.in_flight.size() < credits && st.sched->has_unfinished()) {
+    engine::schedule_output out = st.sched->schedule();
+    if (out.empty()) {
+      // A request alone always fits, so with nothing in flight the engine is stuck: never spin.
+      if (st.in_flight.empty()) fail_all(self, "the scheduler could not place the request");
+      // Otherwise the rest waits for results; the runner must still forget finished requests.
+      if (!st.in_flight.empty() && !out.finished_request_ids.empty()) send_step(self, std::move(out));
+      return;
+    }
+    send_step(self, std::move(out));
+  }
+}
+
 void on_outcome(pointer self, step_outcome& o) {
   auto& st = self->state;
   seen(self);
-  if (o.generation != st.generation || !st.in_flight) return;
-  engine::schedule_output plan = std::move(*st.in_flight);
-  st.in_flight.reset();
+  if (o.generation != st.generation || st.in_flight.empty()) return;
+  engine::schedule_output plan = std::move(st.in_flight.front());
+  st.in_flight.pop_front();
+  TROUPE_CHECK(plan.step == o.step);  // results come back in the order sent
   updates out;
   if (!o.ok) {  // the model rejected the step: its requests fail, the others go on
-    for (const auto& s : plan.scheduled)
-      if (st.children.count(s.id) != 0) {
-        st.sched->finish_request(s.id, engine::request_status::finished_error, o.error);
-        end_child(st, s.id, {0, {}, {}, true, "error", o.error}, out);
-      }
+    for (const engine::request_output& r : st.sched->fail_step(plan, o.error))
+      end_child(st, r.id, {0, {}, {}, true, "error", o.error}, out);
     send_updates(self, out);
     kick(self);
     publish(st);
     return;
   }
   auto outs = st.sched->update_from_output(plan, o.result.sampled);
-  kick(self);  // the next step goes out before this one's tokens are routed
+  kick(self);  // the next steps go out before this one's tokens are routed
   std::unordered_map<request_id, size_t> entry;
   for (size_t i = 0; i < plan.scheduled.size(); ++i) {
     entry[plan.scheduled[i].id] = i;
@@ -269,7 +278,7 @@ void on_down(pointer self, caf::down_msg& m) {
   auto& st = self->state;
   if (m.source != st.exec.address()) return;
   st.exec_ready = false;
-  st.in_flight.reset();
+  st.in_flight.clear();  // every step in flight died with it: requeue_all takes their requests once
   ++st.generation;
   const std::string why = "the executor failed: " + to_string(m.reason);
   const bool give_up = st.start_promise || ++st.restarts > max_executor_restarts;

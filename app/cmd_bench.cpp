@@ -323,6 +323,9 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--max-num-seqs", args->engine.max_num_seqs, "Sequences per step at most")->capture_default_str();
   cmd->add_option("--max-num-batched-tokens", args->engine.max_num_batched_tokens, "Tokens per step at most")
       ->capture_default_str();
+  cmd->add_option("--steps-in-flight", args->engine.steps_in_flight,
+                  "Scheduler steps planned ahead of their results (1: one at a time)")
+      ->capture_default_str();
   cmd->add_option("--profile-decode", args->profile_requests,
                   "After the run, time every op of a decode of this many requests (GPU busy fraction)");
   cmd->callback([args] { std::exit(run_offline(*args)); });

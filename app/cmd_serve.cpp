@@ -36,6 +36,7 @@ struct serve_args {
   int64_t max_model_len = 0;
   int64_t kv_cache_blocks = 0;
   int32_t max_waiting = 256;
+  int32_t steps_in_flight = 2;
   std::string api_key;
   std::string config;
   int http_threads = 2048;
@@ -102,6 +103,7 @@ expected<void> apply_config_file(serve_args& a, const CLI::App& cmd) {
       else if (key == "max-model-len") a.max_model_len = i;
       else if (key == "kv-cache-blocks") a.kv_cache_blocks = i;
       else if (key == "max-waiting") a.max_waiting = int32_t(i);
+      else if (key == "steps-in-flight") a.steps_in_flight = int32_t(i);
       else if (key == "http-threads") a.http_threads = int(i);
       else if (key == "threads") a.threads = int(i);
     }
@@ -167,6 +169,7 @@ int run_serve(serve_args a, const CLI::App& cmd) {
   ro.engine.max_model_len = a.max_model_len;
   ro.engine.kv_cache_blocks = a.kv_cache_blocks;
   ro.max_waiting = a.max_waiting;
+  ro.steps_in_flight = a.steps_in_flight;
   ro.cpu_threads = a.threads;
   auto maker = backend_maker(a);
   if (!maker) {
@@ -218,6 +221,9 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--max-model-len", args->max_model_len, "Prompt + output tokens, at most (0: the model's)");
   cmd->add_option("--kv-cache-blocks", args->kv_cache_blocks, "KV cache blocks (0: sized automatically)");
   cmd->add_option("--max-waiting", args->max_waiting, "Requests waiting to run, at most (then 429)")
+      ->capture_default_str();
+  cmd->add_option("--steps-in-flight", args->steps_in_flight,
+                  "Scheduler steps sent to the executor ahead of their results (1: one at a time)")
       ->capture_default_str();
   cmd->add_option("--api-key", args->api_key, "Require 'Authorization: Bearer KEY' on /v1/*");
   cmd->add_option("--config", args->config, "JSON file with these options (flags override it)");

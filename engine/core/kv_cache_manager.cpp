@@ -109,6 +109,10 @@ void kv_cache_manager::free(const request& r) {
   tables_.erase(found);
 }
 
+void kv_cache_manager::clear_prefix_cache() {
+  for (int32_t b = 0; b < pool_.num_blocks(); ++b) pool_.uncache(b);
+}
+
 std::span<const int32_t> kv_cache_manager::blocks_of(request_id id) const {
   auto found = tables_.find(id);
   if (found == tables_.end()) return {};

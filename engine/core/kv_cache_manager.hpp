@@ -57,6 +57,10 @@ class kv_cache_manager {
   /// nobody else holds leave the cache.
   void free(const request& r);
 
+  /// Forgets every cached block (used or free): none can be found by a lookup any more. For when
+  /// blocks may be registered whose K/V was never written (a step that failed).
+  void clear_prefix_cache();
+
   /// r's block table (empty when it holds none).
   std::span<const int32_t> blocks_of(request_id id) const;
   /// Requests that hold blocks.

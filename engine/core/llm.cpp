@@ -3,9 +3,13 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <deque>
+#include <future>
 #include <limits>
+#include <optional>
 #include <unordered_map>
 
+#include "engine/core/runner_thread.hpp"
 
 namespace troupe::engine {
 
@@ -33,6 +37,7 @@ expected<scheduler_options> make_scheduler_options(const config::model_config& c
     return make_error("max_model_len ", so.max_model_len, " exceeds the model's context of ",
                       cfg.max_position_embeddings, " tokens (max_position_embeddings)");
   if (o.block_size <= 0) return make_error("block_size must be positive, got ", o.block_size);
+  if (o.steps_in_flight < 1) return make_error("steps_in_flight must be at least 1, got ", o.steps_in_flight);
   if (o.kv_cache_blocks < 0 || o.kv_cache_blocks > std::numeric_limits<int32_t>::max())
     return make_error("kv_cache_blocks must be within [0, 2^31), got ", o.kv_cache_blocks);
   int64_t blocks = o.kv_cache_blocks;
@@ -104,6 +109,7 @@ expected<std::unique_ptr<llm>> llm::create(llama_model& model, const tokenizer& 
     return make_error("the GPU failed while allocating the KV cache of ", so->num_blocks, " blocks: ", err,
                       note.empty() ? "" : " (", note, note.empty() ? "" : ")");
   engine->kv_note_ = std::move(note);
+  engine->steps_in_flight_ = o.steps_in_flight;
   return engine;
 }
 
@@ -114,15 +120,9 @@ void llm::finish(request_id id, finish_reason reason, std::string why) {
   texts_.remove(id);
 }
 
-std::vector<llm_output> llm::generate(std::span<const llm_request> requests) {
-  struct place {
-    size_t input, sample;
-  };
-  std::unordered_map<request_id, place> where;
-  std::vector<llm_output> outputs(requests.size());
+void llm::add_requests(std::span<const llm_request> requests, std::vector<llm_output>& outputs, places& where) {
   const auto& cfg = model_.config();
   const std::vector<int32_t> eos(cfg.eos_token_ids.begin(), cfg.eos_token_ids.end());
-
   for (size_t i = 0; i < requests.size(); ++i) {
     const llm_request& in = requests[i];
     llm_output& out = outputs[i];
@@ -171,57 +171,101 @@ std::vector<llm_output> llm::generate(std::span<const llm_request> requests) {
     }
     if (out.error.empty()) out.samples.resize(size_t(in.params.n));
   }
+}
 
-  while (sched_->has_unfinished()) {
-    schedule_output step = sched_->schedule();
-    if (step.empty()) {  // cannot happen while a request alone always fits; never spin
-      for (auto& [id, at] : where)
-        if (sched_->find(id) != nullptr) {
-          outputs[at.input].samples[at.sample].finish_reason = "error";
-          outputs[at.input].samples[at.sample].stop_reason = "the scheduler could not place the request";
-          finish(id, finish_reason::error, "unschedulable");
-        }
-      break;
+// One step's results: prompt logprobs, then the scheduler's update (tokens, stops, finishes), then
+// text and stop strings.
+void llm::process(const schedule_output& step, expected<step_result>& result, std::vector<llm_output>& outputs,
+                  const places& where) {
+  if (!result) {  // the model rejected the step: its live requests fail, the others go on
+    for (const request_output& r : sched_->fail_step(step, result.error().message)) {
+      llm_sample& out = outputs[where.at(r.id).input].samples[where.at(r.id).sample];
+      out.finish_reason = "error";
+      out.stop_reason = r.stop_reason;
+      texts_.remove(r.id);
     }
-    auto sampled = runner_.execute(step);
-    if (!sampled) {
-      for (const auto& s : step.scheduled) {
-        llm_sample& out = outputs[where.at(s.id).input].samples[where.at(s.id).sample];
-        out.finish_reason = "error";
-        out.stop_reason = sampled.error().message;
-        finish(s.id, finish_reason::error, sampled.error().message);
+    return;
+  }
+  if (!step.empty()) ++steps_;  // (an empty one only tells the runner of finished requests)
+  tokens_ += uint64_t(step.total_num_scheduled_tokens);
+  std::unordered_map<request_id, size_t> entry;
+  for (size_t i = 0; i < step.scheduled.size(); ++i) {
+    entry[step.scheduled[i].id] = i;
+    if (sched_->find(step.scheduled[i].id) == nullptr) continue;  // ended after the step was planned
+    const place at = where.at(step.scheduled[i].id);
+    auto& scored = result->prompt_logprobs[i];
+    if (at.sample == 0) outputs[at.input].prompt_logprobs.insert(outputs[at.input].prompt_logprobs.end(),
+                                                                 scored.begin(), scored.end());
+  }
+  for (const request_output& r : sched_->update_from_output(step, result->sampled)) {
+    const place at = where.at(r.id);
+    llm_sample& out = outputs[at.input].samples[at.sample];
+    out.output_ids.insert(out.output_ids.end(), r.new_token_ids.begin(), r.new_token_ids.end());
+    if (!r.new_token_ids.empty()) {
+      const auto& lp = result->logprobs[entry.at(r.id)];
+      out.logprobs.insert(out.logprobs.end(), lp.begin(), lp.end());
+    }
+    auto d = texts_.push(r.id, r.new_token_ids, r.finished);
+    out.text += d.text;
+    if (d.stopped) {
+      out.finish_reason = "stop";
+      out.stop_reason = d.stop_string;
+      if (!r.finished) sched_->finish_request(r.id, request_status::finished_stopped, d.stop_string);
+    } else if (r.finished) {
+      out.finish_reason = std::string(to_string(r.reason));
+      out.stop_reason = r.stop_reason;
+    }
+  }
+}
+
+std::vector<llm_output> llm::generate(std::span<const llm_request> requests) {
+  places where;
+  std::vector<llm_output> outputs(requests.size());
+  add_requests(requests, outputs, where);
+
+  // Up to steps_in_flight steps are planned ahead. With more than one, the runner works on its own
+  // thread: while it runs step N, this thread processes step N-1's outputs and plans step N+1.
+  struct flight {
+    std::unique_ptr<schedule_output> step;
+    std::future<expected<step_result>> pending;  // when the runner thread has it
+    std::optional<expected<step_result>> done;   // when run here
+  };
+  std::deque<flight> flights;
+  // Declared after `flights`: if a step throws, the thread finishes what it was given (and joins)
+  // before the steps it refers to are freed.
+  std::optional<runner_thread> worker;
+  if (steps_in_flight_ > 1) worker.emplace(runner_);
+  const auto launch = [&](schedule_output step) {
+    flight f;
+    f.step = std::make_unique<schedule_output>(std::move(step));
+    if (worker) f.pending = worker->submit(*f.step);
+    else f.done = runner_.execute(*f.step);
+    flights.push_back(std::move(f));
+  };
+  for (;;) {
+    while (flights.size() < size_t(steps_in_flight_) && sched_->has_unfinished()) {
+      schedule_output step = sched_->schedule();
+      if (!step.empty()) {
+        launch(std::move(step));
+        continue;
       }
-      continue;
-    }
-    ++steps_;
-    tokens_ += uint64_t(step.total_num_scheduled_tokens);
-    std::unordered_map<request_id, size_t> entry;
-    for (size_t i = 0; i < step.scheduled.size(); ++i) {
-      entry[step.scheduled[i].id] = i;
-      const place at = where.at(step.scheduled[i].id);
-      auto& scored = sampled->prompt_logprobs[i];
-      if (at.sample == 0) outputs[at.input].prompt_logprobs.insert(outputs[at.input].prompt_logprobs.end(),
-                                                                   scored.begin(), scored.end());
-    }
-    for (const request_output& r : sched_->update_from_output(step, sampled->sampled)) {
-      const place at = where.at(r.id);
-      llm_sample& out = outputs[at.input].samples[at.sample];
-      out.output_ids.insert(out.output_ids.end(), r.new_token_ids.begin(), r.new_token_ids.end());
-      if (!r.new_token_ids.empty()) {
-        const auto& lp = sampled->logprobs[entry.at(r.id)];
-        out.logprobs.insert(out.logprobs.end(), lp.begin(), lp.end());
+      if (flights.empty()) {  // cannot happen while a request alone always fits; never spin
+        for (auto& [id, at] : where)
+          if (sched_->find(id) != nullptr) {
+            outputs[at.input].samples[at.sample].finish_reason = "error";
+            outputs[at.input].samples[at.sample].stop_reason = "the scheduler could not place the request";
+            finish(id, finish_reason::error, "unschedulable");
+          }
+      } else if (!step.finished_request_ids.empty()) {
+        launch(std::move(step));  // nothing to compute, but the runner must forget those requests
       }
-      auto d = texts_.push(r.id, r.new_token_ids, r.finished);
-      out.text += d.text;
-      if (d.stopped) {
-        out.finish_reason = "stop";
-        out.stop_reason = d.stop_string;
-        if (!r.finished) sched_->finish_request(r.id, request_status::finished_stopped, d.stop_string);
-      } else if (r.finished) {
-        out.finish_reason = std::string(to_string(r.reason));
-        out.stop_reason = r.stop_reason;
-      }
+      break;  // the rest waits for the results in flight
     }
+    if (flights.empty()) break;
+    flight f = std::move(flights.front());
+    flights.pop_front();
+    expected<step_result> result = f.done ? std::move(*f.done) : f.pending.get();
+    process(*f.step, result, outputs, where);
   }
   return outputs;
 }

@@ -5,6 +5,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "config/error.hpp"
@@ -28,6 +29,10 @@ struct llm_options {
   int32_t block_size = 16;
   bool enable_prefix_caching = true;
   int64_t max_model_len = 0;              ///< 0: the model's max_position_embeddings
+  /// Scheduler steps in flight in llm::generate: above 1, the model runs on a thread of its own while
+  /// the caller's thread plans the next step and processes the last one's outputs (the same outputs
+  /// as 1). The actor runtime has its own knob, runtime_options::steps_in_flight.
+  int32_t steps_in_flight = 2;
 };
 
 /// The scheduler limits these options give for a model: max_model_len defaults to the model's
@@ -89,8 +94,15 @@ class llm {
   const std::string& kv_cache_note() const { return kv_note_; }
 
  private:
+  struct place {
+    size_t input, sample;
+  };
+  using places = std::unordered_map<request_id, place>;
   llm(llama_model& model, const tokenizer& tok, const scheduler_options& so, block_hash_fn hash);
   void finish(request_id id, finish_reason reason, std::string why);
+  void add_requests(std::span<const llm_request> requests, std::vector<llm_output>& outputs, places& where);
+  void process(const schedule_output& step, expected<step_result>& result, std::vector<llm_output>& outputs,
+               const places& where);
 
   llama_model& model_;
   tokenizer tok_;
@@ -98,6 +110,7 @@ class llm {
   model_runner runner_;
   output_processor texts_;
   request_id next_id_ = 0;
+  int32_t steps_in_flight_ = 1;
   uint64_t steps_ = 0, tokens_ = 0;
   std::string kv_note_;
 };

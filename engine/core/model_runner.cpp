@@ -19,6 +19,11 @@ uint64_t model_runner::fallback_seed(request_id id) {
 }
 
 void model_runner::apply(const schedule_output& out) {
+  // Samples of the previous step that were never recorded: that step failed. The scheduler ends
+  // those requests, so a later step already planned for them computes inputs it will discard.
+  for (request_id id : awaiting_sample_)
+    if (auto it = states_.find(id); it != states_.end()) it->second.lost = true;
+  awaiting_sample_.clear();
   for (request_id id : out.finished_request_ids) states_.erase(id);
   for (request_id id : out.preempted_request_ids) {
     auto it = states_.find(id);
@@ -34,6 +39,7 @@ void model_runner::apply(const schedule_output& out) {
     st.num_prompt_tokens = d.num_prompt_tokens;
     st.logprobs = d.logprobs;
     st.prompt_logprobs = d.prompt_logprobs;
+    st.lost = false;
     if (!st.pick) {  // first time here (a resumed request keeps its sampler and random stream)
       st.pick = std::make_unique<sampler>(d.sampling, fallback_seed(d.id));
       const auto prompt_end = st.token_ids.begin() + d.num_prompt_tokens;
@@ -45,7 +51,6 @@ void model_runner::apply(const schedule_output& out) {
     auto it = states_.find(d.id);
     TROUPE_CHECK(it != states_.end());
     request_state& st = it->second;
-    st.token_ids.insert(st.token_ids.end(), d.new_token_ids.begin(), d.new_token_ids.end());
     st.block_ids.insert(st.block_ids.end(), d.new_block_ids.begin(), d.new_block_ids.end());
     st.num_computed_tokens = d.num_computed_tokens;
   }
@@ -61,9 +66,14 @@ expected<void> model_runner::build(const schedule_output& out) {
   in.slot_mapping.reserve(n_total);
   in.query_start_loc.push_back(0);
   int32_t max_blocks = 1;
+  for (const scheduled_request& s : out.scheduled)
+    if (s.samples) awaiting_sample_.push_back(s.id);
   for (const scheduled_request& s : out.scheduled) {
-    const request_state& st = states_.at(s.id);
+    request_state& st = states_.at(s.id);
     const int32_t len = st.num_computed_tokens + s.num_tokens;
+    // Placeholders are tokens this runner sampled in earlier steps; a request whose sampling step
+    // failed has none for them, and its result is discarded: any token will do.
+    if (st.lost && len > static_cast<int32_t>(st.token_ids.size())) st.token_ids.resize(size_t(len), 0);
     if (len > static_cast<int32_t>(st.token_ids.size()) ||
         int64_t(st.block_ids.size()) * block_size_ < len)
       return make_error("step ", out.step, ": request ", s.id, " is scheduled past its tokens or blocks");
@@ -116,9 +126,20 @@ expected<step_result> model_runner::execute(const schedule_output& out) {
     rows.push_back({u.entry, u.prompt_token, st.pick.get(), u.prompt_token >= 0 ? st.prompt_logprobs : st.logprobs});
   }
   sample_step(model_.backend(), *logits, rows, res);
+  // A device error leaves the ops doing nothing: no token of this step can be trusted.
+  if (const std::string err = model_.backend().last_error(); !err.empty())
+    return make_error("step ", out.step, ": the device failed: ", err);
   for (size_t i = 0; i < out.scheduled.size(); ++i)
     states_.at(out.scheduled[i].id).num_computed_tokens += out.scheduled[i].num_tokens;
+  record_samples(out, res);
   return res;
+}
+
+void model_runner::record_samples(const schedule_output& out, const step_result& res) {
+  // The next step may already be planned with these tokens as placeholders: they become its inputs.
+  for (size_t i = 0; i < out.scheduled.size(); ++i)
+    if (out.scheduled[i].samples) states_.at(out.scheduled[i].id).token_ids.push_back(res.sampled[i]);
+  awaiting_sample_.clear();
 }
 
 }  // namespace troupe::engine

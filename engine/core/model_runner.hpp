@@ -26,7 +26,9 @@ struct step_result {
 
 /// The model's side of the engine (what the executor actor owns): the K/V memory of the pool's
 /// blocks, each request's tokens and block table as the schedule outputs describe them, and one
-/// sampler per request. A request's sampler lives from its first step until it finishes (also
+/// sampler per request. Each token it samples is appended to its request's tokens, so a step planned
+/// before the scheduler knew that token (a placeholder) finds its input here. Steps must be run in
+/// the order they were planned. A request's sampler lives from its first step until it finishes (also
 /// across preemption), and is seeded by the request alone, so a seed gives the same tokens
 /// whatever else is in the batch.
 class model_runner {
@@ -55,6 +57,7 @@ class model_runner {
     int32_t logprobs = -1, prompt_logprobs = -1;
     int32_t next_prompt_logprob = 1;  // the next prompt token to score (the first has no logprob)
     std::unique_ptr<sampler> pick;
+    bool lost = false;  // a step that sampled for it failed: later steps' results are discarded
   };
   // Token rows of the step whose logits a request needs.
   struct row_use {
@@ -63,6 +66,8 @@ class model_runner {
   };
   void apply(const schedule_output& output);
   expected<void> build(const schedule_output& output);
+  /// Appends each sampled token to its request's tokens (the next step's placeholder input).
+  void record_samples(const schedule_output& output, const step_result& result);
 
   llama_model& model_;
   int32_t block_size_;
@@ -70,6 +75,7 @@ class model_runner {
   std::unordered_map<request_id, request_state> states_;
   step_input input_;
   std::vector<row_use> rows_;  // parallel to input_.logits_indices
+  std::vector<request_id> awaiting_sample_;  // sampling requests of the step being run
 };
 
 }  // namespace troupe::engine

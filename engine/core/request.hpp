@@ -77,18 +77,23 @@ class request {
   int32_t num_prompt_tokens() const { return num_prompt_; }
   int32_t num_output_tokens() const { return num_tokens() - num_prompt_; }
   int32_t num_tokens() const { return static_cast<int32_t>(tokens_.size()); }
+  /// Known tokens plus the placeholders of steps in flight.
+  int32_t num_tokens_with_placeholders() const { return num_tokens() + num_output_placeholders; }
   void append_output(int32_t token) { tokens_.push_back(token); }
 
-  /// Tokens whose K/V is in the cache (or being written by the step in flight).
+  /// Tokens whose K/V is in the cache or will be written by a step already planned (the scheduler
+  /// advances it when it plans a step, so the next step can be planned before this one's result).
   int32_t num_computed_tokens = 0;
+  /// Tokens sampled by planned steps whose results are not back yet: they follow the known tokens,
+  /// and the model runner supplies their ids itself (it sampled them).
+  int32_t num_output_placeholders = 0;
   request_status status = request_status::waiting;
   /// Order of arrival, set by the scheduler; FCFS within a priority.
   uint64_t arrival = 0;
   int32_t num_preemptions = 0;
   /// What stopped it: the stop token id or stop string, or the error message.
   std::string stop_reason;
-  // Scheduler bookkeeping: tokens the model runner knows of, and the last step it was scheduled in.
-  int32_t num_tokens_sent = 0;
+  // Scheduler bookkeeping: the last step it was scheduled in.
   uint64_t last_scheduled_step = 0;
 
   bool finished() const { return status >= request_status::finished_stopped; }

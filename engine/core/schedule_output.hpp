@@ -21,10 +21,11 @@ struct new_request_data {
   int32_t prompt_logprobs = -1;
 };
 
-/// A request the runner already holds: only what changed since it was last scheduled.
+/// A request the runner already holds: only what changed since it was last scheduled. Its new
+/// tokens are the ones the runner sampled for it (the runner appends them itself), so none are sent:
+/// the next step may be planned before the scheduler knows them.
 struct cached_request_data {
   request_id id = 0;
-  std::vector<int32_t> new_token_ids;  ///< tokens appended since (the last sampled one)
   std::vector<int32_t> new_block_ids;  ///< blocks appended to its table
   int32_t num_computed_tokens = 0;
 };
@@ -38,7 +39,7 @@ struct scheduled_request {
 };
 
 /// One step. `scheduled` is the batch in order; each of its requests has exactly one entry in
-/// new_requests or cached_requests.
+/// new_requests or cached_requests. Steps are executed in the order they were planned.
 struct schedule_output {
   uint64_t step = 0;
   std::vector<scheduled_request> scheduled;

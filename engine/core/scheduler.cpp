@@ -97,24 +97,50 @@ schedule_output scheduler::schedule() {
   finished_since_step_.clear();
   int32_t budget = options_.max_num_batched_tokens;
 
-  // Decodes first, then continuing prefills, each in (priority, arrival) order.
+  // Decodes first (one token to compute: the last one known or a placeholder), then continuing
+  // prefills, each in (priority, arrival) order.
+  const auto pending = [](const request* r) { return r->num_tokens_with_placeholders() - r->num_computed_tokens; };
   std::vector<request*> order;
   order.reserve(running_.size());
   for (request* r : running_)
-    if (r->num_tokens() - r->num_computed_tokens == 1) order.push_back(r);
+    if (pending(r) == 1) order.push_back(r);
   for (request* r : running_)
-    if (r->num_tokens() - r->num_computed_tokens > 1) order.push_back(r);
+    if (pending(r) > 1) order.push_back(r);
   for (request* r : order) {
     if (budget == 0) break;
     if (r->status == request_status::running) schedule_running(*r, budget, out);
   }
   if (out.preempted_request_ids.empty()) admit_waiting(budget, out);
+
+  // The step is planned: its tokens count as computed and its samples as placeholders, so the next
+  // step can be planned before this one's result is back.
+  for (const scheduled_request& e : out.scheduled) {
+    request& r = *requests_.at(e.id);
+    r.num_computed_tokens += e.num_tokens;
+    if (e.samples) ++r.num_output_placeholders;
+  }
+  if (!out.empty()) {
+    step_record rec{out.step, {}};
+    for (const new_request_data& d : out.new_requests)
+      if (d.num_computed_tokens > 0) rec.hit_admissions.push_back(d.id);
+    in_flight_.push_back(std::move(rec));
+  }
   return out;
 }
 
+// Whether one more token may be sampled for r: its outputs and the placeholders of the steps in
+// flight stay within max_tokens and the length limit.
+bool scheduler::may_sample(const request& r) const {
+  return r.num_output_tokens() + r.num_output_placeholders < r.params().max_tokens &&
+         r.num_tokens_with_placeholders() < max_len_;
+}
+
 bool scheduler::schedule_running(request& r, int32_t& budget, schedule_output& out) {
-  const int32_t n = std::min(r.num_tokens() - r.num_computed_tokens, budget);
-  TROUPE_CHECK(n > 0);
+  const int32_t pending = r.num_tokens_with_placeholders() - r.num_computed_tokens;
+  const int32_t n = std::min(pending, budget);
+  // Nothing to compute, or its last token may be all it can still produce: the steps in flight
+  // will finish it (or its result comes back first).
+  if (n <= 0 || (n == pending && !may_sample(r))) return false;
   for (;;) {
     if (auto blocks = kv_.allocate_slots(r, n)) {
       add_to_step(r, n, false, std::move(*blocks), out);
@@ -138,11 +164,12 @@ void scheduler::preempt(request& victim, int32_t& budget, schedule_output& out) 
     erase_id(out.new_requests, victim.id());
     erase_id(out.cached_requests, victim.id());
   }
-  kv_.free(victim);  // num_computed_tokens still excludes this step: its blocks leave the cache
+  // num_computed_tokens excludes this step (it advances once the step is planned), so blocks cached
+  // for it leave the cache; steps in flight still write theirs before any later step runs.
+  kv_.free(victim);
   running_.erase(std::find(running_.begin(), running_.end(), &victim));
   victim.status = request_status::preempted;
   victim.num_computed_tokens = 0;
-  victim.num_tokens_sent = 0;
   ++victim.num_preemptions;
   waiting_.insert(&victim);
   out.preempted_request_ids.push_back(victim.id());
@@ -152,6 +179,8 @@ void scheduler::preempt(request& victim, int32_t& budget, schedule_output& out) 
 void scheduler::admit_waiting(int32_t& budget, schedule_output& out) {
   while (!waiting_.empty() && budget > 0 && running_.size() < size_t(options_.max_num_seqs)) {
     request& r = **waiting_.begin();
+    // Preempted with samples in flight: it comes back with them, once their results are in.
+    if (r.num_output_placeholders > 0) break;
     computed_blocks hit = kv_.get_computed_blocks(r);
     const int32_t n = std::min(r.num_tokens() - hit.num_tokens, budget);
     auto blocks = kv_.allocate_slots(r, n, hit);
@@ -168,14 +197,13 @@ void scheduler::admit_waiting(int32_t& budget, schedule_output& out) {
 void scheduler::add_to_step(request& r, int32_t num_tokens, bool is_new, std::vector<int32_t> new_blocks,
                             schedule_output& out) {
   r.last_scheduled_step = out.step;
-  const bool samples = r.num_computed_tokens + num_tokens == r.num_tokens();
+  const bool samples = r.num_computed_tokens + num_tokens == r.num_tokens_with_placeholders();
   out.scheduled.push_back({r.id(), num_tokens, samples});
   out.total_num_scheduled_tokens += num_tokens;
-  const auto& tokens = r.all_token_ids();
   if (is_new) {
     new_request_data d;
     d.id = r.id();
-    d.token_ids = tokens;
+    d.token_ids = r.all_token_ids();
     d.num_prompt_tokens = r.num_prompt_tokens();
     d.sampling = r.params().sampling;
     auto table = kv_.blocks_of(r.id());
@@ -187,27 +215,26 @@ void scheduler::add_to_step(request& r, int32_t num_tokens, bool is_new, std::ve
   } else {
     cached_request_data d;
     d.id = r.id();
-    d.new_token_ids.assign(tokens.begin() + r.num_tokens_sent, tokens.end());
     d.new_block_ids = std::move(new_blocks);
     d.num_computed_tokens = r.num_computed_tokens;
     out.cached_requests.push_back(std::move(d));
   }
-  r.num_tokens_sent = r.num_tokens();
 }
 
 std::vector<request_output> scheduler::update_from_output(const schedule_output& output,
                                                           std::span<const int32_t> sampled) {
   TROUPE_CHECK(sampled.size() == output.scheduled.size());
+  take_in_flight(output);
   std::vector<request_output> outs;
   for (size_t i = 0; i < output.scheduled.size(); ++i) {
     const scheduled_request& s = output.scheduled[i];
+    if (!s.samples) continue;  // its tokens were counted as computed when the step was planned
     auto it = requests_.find(s.id);
-    if (it == requests_.end()) continue;  // finished (aborted) while the step ran
+    if (it == requests_.end()) continue;  // finished (stopped, aborted) after the step was planned
     request& r = *it->second;
-    if (r.status != request_status::running || r.last_scheduled_step != output.step) continue;
-    r.num_computed_tokens += s.num_tokens;
-    if (!s.samples) continue;
-    TROUPE_CHECK(r.num_computed_tokens == r.num_tokens());
+    // A preempted request keeps this result: its sampler drew the token (it waits for it to come back).
+    if (r.num_output_placeholders == 0) continue;  // not its step (ids are not reused while in flight)
+    --r.num_output_placeholders;
     const int32_t token = sampled[i];
     TROUPE_CHECK(token >= 0);
     request_output o;
@@ -230,6 +257,34 @@ std::vector<request_output> scheduler::update_from_output(const schedule_output&
     }
     outs.push_back(std::move(o));
   }
+  return outs;
+}
+
+scheduler::step_record scheduler::take_in_flight(const schedule_output& output) {
+  if (output.empty()) return {};
+  TROUPE_CHECK(!in_flight_.empty() && in_flight_.front().step == output.step);  // in the order planned
+  step_record rec = std::move(in_flight_.front());
+  in_flight_.pop_front();
+  return rec;
+}
+
+std::vector<request_output> scheduler::fail_step(const schedule_output& output, const std::string& why) {
+  take_in_flight(output);
+  std::vector<request_id> ids;
+  for (const scheduled_request& s : output.scheduled) ids.push_back(s.id);
+  for (const step_record& later : in_flight_)
+    ids.insert(ids.end(), later.hit_admissions.begin(), later.hit_admissions.end());
+  std::vector<request_output> outs;
+  for (request_id id : ids) {
+    if (!finish_request(id, request_status::finished_error, why)) continue;  // ended before
+    request_output o;
+    o.id = id;
+    o.finished = true;
+    o.reason = finish_reason::error;
+    o.stop_reason = why;
+    outs.push_back(std::move(o));
+  }
+  kv_.clear_prefix_cache();
   return outs;
 }
 

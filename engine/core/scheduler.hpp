@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <set>
 #include <span>
@@ -55,7 +56,21 @@ struct scheduler_stats {
 /// the running request of lowest priority and latest arrival is preempted: its blocks are freed and
 /// it waits again, ahead of later arrivals of its priority, to be recomputed with the tokens it has
 /// generated. Requests are admitted into a step only when no request was preempted in it.
-/// schedule() and update_from_output() alternate: one step is in flight at a time.
+///
+/// Steps in flight (asynchronous scheduling): schedule() may be called again before the results of
+/// earlier steps are back. Planning a step advances each scheduled request's num_computed_tokens and
+/// counts, for an entry that samples, one output placeholder, so the next step can compute that
+/// token (the model runner supplies its id) while this one runs. Every non-empty step must then be
+/// passed to update_from_output once, in the order planned (the caller bounds how many are in
+/// flight). A request never has more placeholders than it may still produce (max_tokens and the
+/// length limit count them); once it finishes, what later steps in flight computed for it is ignored.
+/// A preempted request keeps the results of its steps in flight (its sampler drew them) and is
+/// re-admitted only once they are all back, with every token it has.
+///
+/// Blocks freed while steps are in flight (finish, abort, preemption) may be handed to a request in
+/// the next step planned. That is safe because the executor runs steps in the order planned: a step
+/// already in flight writes into a freed block before any later step that reuses it does, and no
+/// attention of a later step reads what the earlier one wrote there for the old owner.
 class scheduler {
  public:
   explicit scheduler(const scheduler_options& options, block_hash_fn hash = xxh3_block_hash);
@@ -69,13 +84,24 @@ class scheduler {
   /// finished_error) and frees its blocks; false when it is unknown.
   bool finish_request(request_id id, request_status status, std::string reason);
 
-  /// Plans the next step (empty when nothing can run).
+  /// Plans the next step (empty when nothing can run now; with steps in flight, requests may be
+  /// waiting for their results). An empty step may still carry finished_request_ids for the runner.
   schedule_output schedule();
   /// Applies a step's results: sampled[i] is the token sampled for output.scheduled[i] (ignored
-  /// where that entry does not sample). Appends tokens, checks EOS, stop token ids, max_tokens and
-  /// the length limit, and frees finished requests. Returns one entry per request that sampled.
+  /// where that entry does not sample). Replaces the placeholders with the tokens, checks EOS, stop
+  /// token ids, max_tokens and the length limit, and frees finished requests. Returns one entry per
+  /// live request that sampled. Steps come back in the order planned; for a step that failed,
+  /// finish its requests first and pass -1s.
   std::vector<request_output> update_from_output(const schedule_output& output,
                                                  std::span<const int32_t> sampled);
+  /// In place of update_from_output for a step the runner could not run (nothing of it was
+  /// computed; the model rejected its input): finishes its live requests with finished_error and
+  /// `why`, and also those a later step in flight admitted from a prefix-cache hit (they may read
+  /// blocks this step was to write), then forgets the whole prefix cache (it may name such blocks).
+  /// Returns one finished entry per request it ended.
+  std::vector<request_output> fail_step(const schedule_output& output, const std::string& why);
+  /// Non-empty steps planned whose results are not back yet.
+  size_t num_steps_in_flight() const { return in_flight_.size(); }
 
   bool has_unfinished() const { return !requests_.empty(); }
   size_t num_waiting() const { return waiting_.size(); }
@@ -94,11 +120,17 @@ class scheduler {
       return a->priority() != b->priority() ? a->priority() < b->priority() : a->arrival < b->arrival;
     }
   };
+  struct step_record {
+    uint64_t step = 0;
+    std::vector<request_id> hit_admissions;  // admitted in it from a prefix-cache hit
+  };
+  bool may_sample(const request& r) const;
   bool schedule_running(request& r, int32_t& budget, schedule_output& out);
   void preempt(request& victim, int32_t& budget, schedule_output& out);
   void admit_waiting(int32_t& budget, schedule_output& out);
   void add_to_step(request& r, int32_t num_tokens, bool is_new, std::vector<int32_t> new_blocks,
                    schedule_output& out);
+  step_record take_in_flight(const schedule_output& output);
   void remove(request& r);
 
   scheduler_options options_;
@@ -108,6 +140,7 @@ class scheduler {
   std::set<request*, by_priority> waiting_;
   std::vector<request*> running_;  // sorted by (priority, arrival)
   std::vector<request_id> finished_since_step_;
+  std::deque<step_record> in_flight_;  // steps planned, not yet updated, in order
   uint64_t next_arrival_ = 0;
   scheduler_stats stats_;
 };

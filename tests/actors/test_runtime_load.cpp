@@ -167,6 +167,7 @@ TEST_CASE("queued prompt tokens beyond the limit answer resource_exhausted", "[a
 
 TEST_CASE("100 streams cancelled after a few tokens leave no running request and no used block", "[actors]") {
   auto o = options_for(small_engine());
+  o.steps_in_flight = 2;  // the default, stated: a cancelled request may have two steps in flight
   o.max_waiting = 200;
   o.engine.kv_cache_blocks = 400;
   o.engine.max_num_seqs = 32;

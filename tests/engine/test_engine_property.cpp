@@ -1,11 +1,12 @@
 // Random workloads through the scheduler and model runner on the bundled model (arrivals, aborts,
-// priorities, caches down to the minimum, prefix caching on and off): every request ends or is
-// rejected with a reason, block ownership matches the reference counts at every step, nothing leaks,
-// and every output equals that request run alone. Then the "done when" run: 200 mixed requests
+// priorities, caches down to the minimum, prefix caching on and off, 1 to 3 steps in flight): every
+// request ends or is rejected with a reason, block ownership matches the reference counts at every
+// step, nothing leaks, and every output equals that request run alone. Then the "done when" run: 200 mixed requests
 // through a cache a tenth of their total need.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <deque>
 #include <map>
 #include <memory>
 #include <random>
@@ -90,7 +91,8 @@ void check_ownership(const scheduler& s, const std::set<request_id>& live) {
   REQUIRE(s.kv().stats().used_blocks <= s.kv().stats().total_blocks);
 }
 
-void run_workload(uint64_t seed, bool caching, bool minimum_cache) {
+// Returns the number of preemptions.
+uint64_t run_workload(uint64_t seed, bool caching, bool minimum_cache, size_t in_flight) {
   std::mt19937_64 rng(seed);
   const int32_t block_size = std::array<int32_t, 3>{4, 8, 16}[size_t(uniform(rng, 0, 2))];
   prompt_maker prompts(rng);
@@ -116,7 +118,7 @@ void run_workload(uint64_t seed, bool caching, bool minimum_cache) {
   huge.prompt = ids(size_t(std::min<int64_t>(511, int64_t{o.num_blocks} * block_size + 1)), 7);
   huge.arrive = uniform(rng, 0, 30);
   plan.push_back(huge);
-  INFO("seed " << seed << " caching " << caching << " blocks " << o.num_blocks << " block_size " << block_size
+  INFO("seed " << seed << " in flight " << in_flight << " caching " << caching << " blocks " << o.num_blocks << " block_size " << block_size
                 << " seqs " << o.max_num_seqs << " budget " << o.max_num_batched_tokens);
 
   scheduler s(o);
@@ -124,6 +126,9 @@ void run_workload(uint64_t seed, bool caching, bool minimum_cache) {
   std::map<request_id, ids> outputs;
   std::map<request_id, finish_reason> reasons;
   std::set<request_id> live, rejected;
+  // Steps run as soon as they are planned (the runner runs them in order); their results go back to
+  // the scheduler once `in_flight` are outstanding, or when nothing more can be planned.
+  std::deque<std::pair<schedule_output, step_result>> flights;
   for (int32_t step = 0; step < 5000; ++step) {
     for (size_t i = 0; i < plan.size(); ++i) {
       const auto id = request_id(i);
@@ -143,23 +148,33 @@ void run_workload(uint64_t seed, bool caching, bool minimum_cache) {
       }
     }
     const bool all_arrived = std::all_of(plan.begin(), plan.end(), [&](const planned& p) { return p.arrive < step; });
-    if (all_arrived && !s.has_unfinished()) break;
+    if (all_arrived && !s.has_unfinished() && flights.empty()) break;
     schedule_output out = s.schedule();
     REQUIRE(out.total_num_scheduled_tokens <= o.max_num_batched_tokens);
     REQUIRE(s.num_running() <= size_t(o.max_num_seqs));
-    if (out.empty()) REQUIRE(!s.has_unfinished());
+    if (out.empty()) REQUIRE((!s.has_unfinished() || !flights.empty()));
     auto sampled = runner.execute(out);
     REQUIRE(sampled.has_value());
-    for (const auto& r : s.update_from_output(out, sampled->sampled)) {
-      auto& got = outputs[r.id];
-      got.insert(got.end(), r.new_token_ids.begin(), r.new_token_ids.end());
-      if (r.finished) {
-        live.erase(r.id);
-        reasons[r.id] = r.reason;
+    const bool planned = !out.empty();
+    if (planned) flights.emplace_back(std::move(out), std::move(*sampled));
+    REQUIRE(s.num_steps_in_flight() == flights.size());
+    const size_t keep = planned ? in_flight - 1 : (flights.empty() ? 0 : flights.size() - 1);
+    while (flights.size() > keep) {
+      const auto& [done, result] = flights.front();
+      for (const auto& r : s.update_from_output(done, result.sampled)) {
+        REQUIRE(live.count(r.id) == 1);  // nothing comes back for a request that ended
+        auto& got = outputs[r.id];
+        got.insert(got.end(), r.new_token_ids.begin(), r.new_token_ids.end());
+        if (r.finished) {
+          live.erase(r.id);
+          reasons[r.id] = r.reason;
+        }
       }
+      flights.pop_front();
     }
     check_ownership(s, live);
   }
+  REQUIRE(flights.empty());
   REQUIRE_FALSE(s.has_unfinished());
   REQUIRE(rejected.count(request_id(plan.size() - 1)) == 1);
   REQUIRE(s.kv().stats().used_blocks == 0);
@@ -182,6 +197,7 @@ void run_workload(uint64_t seed, bool caching, bool minimum_cache) {
       REQUIRE(to_string(reasons[id]) == want.finish_reason);
     }
   }
+  return s.stats().preemptions;
 }
 
 }  // namespace
@@ -189,7 +205,18 @@ void run_workload(uint64_t seed, bool caching, bool minimum_cache) {
 TEST_CASE("random workloads: all end, no block leaks or is double-owned, outputs equal runs alone") {
   for (uint64_t seed = 1; seed <= 6; ++seed)
     for (bool caching : {true, false})
-      for (bool minimum : {true, false}) run_workload(seed * 7919, caching, minimum);
+      for (bool minimum : {true, false}) run_workload(seed * 7919, caching, minimum, 1);
+}
+
+TEST_CASE("random workloads with 2 and 3 steps in flight: the same invariants and outputs") {
+  for (size_t in_flight : {2, 3}) {
+    uint64_t preemptions = 0;
+    for (uint64_t seed = 1; seed <= 6; ++seed)
+      for (bool caching : {true, false})
+        for (bool minimum : {true, false})
+          preemptions += run_workload(seed * 7919 + in_flight, caching, minimum, in_flight);
+    REQUIRE(preemptions > 0);  // requests were preempted with steps in flight
+  }
 }
 
 TEST_CASE("done when: 200 mixed requests through a tenth of their cache need equal one-at-a-time runs") {

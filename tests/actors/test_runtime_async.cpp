@@ -1,0 +1,118 @@
+// Steps in flight through the actor runtime: outputs with 1, 2 and 3 steps in flight equal
+// engine::llm's one step at a time (greedy, seeded n samples, stop strings and ids, preemption under
+// a small cache); an executor failure with several steps in flight requeues each request once.
+#include "runtime_helpers.hpp"
+
+using namespace troupe;
+using namespace troupe::test;
+
+namespace {
+
+reference_engine& ref() {
+  static reference_engine r;
+  return r;
+}
+
+std::vector<engine::llm_request> mixed_requests() {
+  std::vector<engine::llm_request> in;
+  for (size_t i = 0; i < 12; ++i) {
+    engine::llm_request r;
+    r.prompt = story_prompts()[i % story_prompts().size()];
+    r.params.max_tokens = 16 + int64_t(i * 5 % 30);
+    if (i % 3 == 0) {
+      r.params.sampling.temperature = 0.0f;
+    } else {
+      r.params.sampling.temperature = 0.8f;
+      r.params.sampling.seed = 500 + i;
+    }
+    if (i % 4 == 1) r.params.n = 2;
+    if (i % 5 == 2) r.params.stop = {" the", "."};
+    if (i % 5 == 3) r.params.stop_token_ids = {ref().tok->encode(" the", false)->front()};
+    if (i % 6 == 4) r.params.ignore_eos = true;
+    in.push_back(r);
+  }
+  return in;
+}
+
+std::vector<std::vector<collected_sample>> through_runtime(runtime& rt, const std::vector<engine::llm_request>& in) {
+  std::vector<std::shared_ptr<request_stream>> streams;
+  for (const auto& r : in) {
+    submit_request s;
+    s.prompt = r.prompt;
+    s.params = r.params;
+    auto st = rt.submit(s);
+    if (!st) FAIL(st.error().message);
+    streams.push_back(*st);
+  }
+  std::vector<std::vector<collected_sample>> out;
+  for (size_t i = 0; i < in.size(); ++i) out.push_back(collect(*streams[i], in[i].params.n));
+  return out;
+}
+
+void require_equal(const std::vector<engine::llm_output>& want, const std::vector<std::vector<collected_sample>>& got) {
+  REQUIRE(want.size() == got.size());
+  for (size_t i = 0; i < want.size(); ++i) {
+    REQUIRE(want[i].samples.size() == got[i].size());
+    for (size_t s = 0; s < got[i].size(); ++s) {
+      INFO("request " << i << " sample " << s);
+      CHECK(got[i][s].ids == want[i].samples[s].output_ids);
+      CHECK(got[i][s].text == want[i].samples[s].text);
+      CHECK(got[i][s].finish_reason == want[i].samples[s].finish_reason);
+      CHECK(got[i][s].stop_reason == want[i].samples[s].stop_reason);
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("runtime outputs with 1, 2 and 3 steps in flight equal engine::llm's one step at a time", "[actors]") {
+  const auto in = mixed_requests();
+  auto o = small_engine();
+  o.kv_cache_blocks = 20;  // preemption
+  o.steps_in_flight = 1;
+  const auto want = ref().run(in, o);
+  for (int32_t k : {1, 2, 3}) {
+    INFO(k << " steps in flight");
+    auto ro = options_for(o);
+    ro.steps_in_flight = k;
+    auto rt = start(ro);
+    require_equal(want, through_runtime(*rt, in));
+    const auto m = rt->metrics();
+    CHECK(m.preemptions > 0);
+    CHECK(m.kv_blocks_used == 0);
+    CHECK(m.requests_running == 0);
+  }
+}
+
+TEST_CASE("an executor failure with 2 and 3 steps in flight requeues each request once", "[actors]") {
+  std::vector<engine::llm_request> in;
+  for (const auto& p : story_prompts()) {
+    engine::llm_request r;
+    r.prompt = p;
+    r.params.max_tokens = 30;
+    r.params.ignore_eos = true;
+    r.params.sampling.temperature = 0.0f;
+    in.push_back(r);
+  }
+  auto o = small_engine();
+  o.steps_in_flight = 1;
+  const auto want = ref().run(in, o);
+  for (int32_t k : {2, 3}) {
+    INFO(k << " steps in flight");
+    auto plan = std::make_shared<failure_plan>();
+    plan->failing_instances = 2;  // the first executor and its first replacement fail
+    plan->fail_after_steps = 5;
+    auto ro = with_plan(options_for(o), plan);
+    ro.steps_in_flight = k;
+    auto rt = start(ro);
+    const auto got = through_runtime(*rt, in);
+    require_equal(want, got);
+    for (const auto& g : got) CHECK(g[0].ids.size() == 30);  // no token twice, none lost
+    CHECK(plan->instances.load() == 3);
+    const auto m = rt->metrics();
+    CHECK(m.requests_finished.at("length") == in.size());  // each request ended once
+    CHECK(m.generation_tokens == 30 * in.size());
+    CHECK(m.kv_blocks_used == 0);
+    CHECK(m.requests_running == 0);
+  }
+}
