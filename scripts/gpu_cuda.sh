@@ -3,7 +3,8 @@
 # test, the CUDA model against transformers in bf16 on random-weight models, and the benchmarks
 # (decode-1 and prefill-2k against the card's measured ceilings). Logs go to $OUT; a table is last.
 # STEPS (default "tests hf generate bench"; also "serve": `troupe serve --device auto` answers a
-# completion, streamed and not, with the text `troupe generate --device auto` gives; "ops": time each op alone; "offline": `troupe bench
+# completion, streamed and not, with the text `troupe generate --device auto` gives; "ops": time each op alone;
+# "attention": decode attention alone against the copy bandwidth, ATTN_VARIANTS kernels compared; "offline": `troupe bench
 # offline --dummy llama2-7b` and then the transformers peer (.device-cuda/peer/hf_peer.py) on the same
 # workload, N and NOUT requests and output tokens, default 256 and 256) picks parts.
 set -uo pipefail
@@ -129,6 +130,12 @@ fi
 
 if [[ " $STEPS " == *" ops "* ]]; then
   $bin/cuda_bench --ops --shape "${OPS_SHAPE:-llama2-7b}" 2>&1 | tee "$OUT/ops.log"
+fi
+
+if [[ " $STEPS " == *" attention "* ]]; then
+  # Decode attention alone (cuda_bench --attention); ATTN_VARIANTS: TROUPE_ATTN_DECODE values to compare.
+  $bin/cuda_bench --attention ${ATTN_VARIANTS:+--attention-variants "$ATTN_VARIANTS"} 2>&1 | tee "$OUT/attention.log"
+  note "decode attention, default kernel" "$(grep -E '^\| (MHA|GQA)' "$OUT/attention.log" | grep -c default) cases; see attention.log"
 fi
 
 if [[ " $STEPS " == *" bench "* ]]; then
