@@ -2,7 +2,7 @@
 // 256 greedy tokens) and prefill-2k of a random-weight Llama (weights drawn on the GPU), each as
 // a fraction of its roofline ceiling measured in the same run. Usage:
 //   cuda_bench [--shape llama2-7b|llama3-8b] [--decode N] [--prompt N] [--prefill N] [--cublas-gemv]
-//              [--gemv-variant N] [--ops] [--attention] [--attention-variants LIST]
+//              [--gemv-variant N] [--ops] [--attention]
 // (--ops: time each op at the decode-1 and prefill-2k shapes instead; --attention: decode attention
 // alone on batches of 1, 64 and 256 sequences, MHA and GQA, against the copy bandwidth)
 #include <cublas_v2.h>
@@ -36,7 +36,6 @@ struct options {
   bool ops = false;
   bool graphs = true;
   bool attention = false;
-  std::vector<std::string> attention_variants = {""};
 };
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
@@ -298,9 +297,8 @@ void op_profile(const config::model_config& c, const std::string& label) {
 // the same context, pages scattered at random over the cache. Calls are recorded in a CUDA graph as
 // the engine's decode steps are (scratch becomes an allocation node) and timed by replaying it; the
 // cache holds enough copies of the batch's pages (each call reads the next copy) that successive
-// calls do not find their K/V in L2. `variants` are TROUPE_ATTN_DECODE values ("" the default),
-// each optionally "@N" for TROUPE_ATTN_BLOCKS_PER_SM=N.
-void attention_bench(double copy_bw, const std::vector<std::string>& variants) {
+// calls do not find their K/V in L2.
+void attention_bench(double copy_bw) {
   struct shape_case { const char* name; int64_t heads, kv_heads; };
   const shape_case shapes[] = {{"MHA 32/32", 32, 32}, {"GQA 32/8", 32, 8}};
   const int64_t dim = 128, bs = 16;
@@ -308,8 +306,8 @@ void attention_bench(double copy_bw, const std::vector<std::string>& variants) {
   kernels::cuda_set_dummy_weights(*be, 5);
   std::printf("\ndecode attention (bf16, head_dim %lld, blocks of %lld, max_seq_len the next power of two):\n",
               (long long)dim, (long long)bs);
-  std::printf("| heads | seqs | context | K/V MB | variant | us per call | TB/s | of copy bw |\n");
-  std::printf("| --- | --- | --- | --- | --- | --- | --- | --- |\n");
+  std::printf("| heads | seqs | context | K/V MB | us per call | TB/s | of copy bw |\n");
+  std::printf("| --- | --- | --- | --- | --- | --- | --- |\n");
   for (const auto& sh : shapes) {
     for (int64_t seqs : {int64_t{1}, int64_t{64}, int64_t{256}}) {
       for (int64_t ctx : {int64_t{192}, int64_t{600}, int64_t{1000}}) {
@@ -342,42 +340,31 @@ void attention_bench(double copy_bw, const std::vector<std::string>& variants) {
           b.max_seq_len = bound;
           b.scale = 1.0f / std::sqrt(float(dim));
         }
-        for (const auto& v : variants) {
-          const auto at = v.find('@');
-          const std::string name = v.substr(0, at);
-          if (name.empty()) unsetenv("TROUPE_ATTN_DECODE");
-          else setenv("TROUPE_ATTN_DECODE", name.c_str(), 1);
-          if (at == std::string::npos) unsetenv("TROUPE_ATTN_BLOCKS_PER_SM");
-          else setenv("TROUPE_ATTN_BLOCKS_PER_SM", v.substr(at + 1).c_str(), 1);
-          const int calls = std::max(copies, 16);
-          for (int c = 0; c < copies; ++c) be->paged_attention(q, kc, vc, batches[size_t(c)], out);  // warm-up
-          be->synchronize();
-          if (!be->begin_capture()) {
-            std::fprintf(stderr, "cuda_bench: no graph capture\n");
-            std::exit(1);
-          }
-          for (int c = 0; c < calls; ++c) be->paged_attention(q, kc, vc, batches[size_t(c % copies)], out);
-          const int graph = be->end_capture();
-          if (graph < 0) {
-            std::fprintf(stderr, "cuda_bench: capture failed: %s\n", kernels::cuda_backend_error(*be).c_str());
-            std::exit(1);
-          }
-          std::vector<double> times;
-          for (int r = 0; r < 7; ++r) {
-            be->synchronize();
-            const auto start = std::chrono::steady_clock::now();
-            be->replay(graph);
-            be->synchronize();
-            if (r > 1) times.push_back(seconds_since(start) / calls);
-          }
-          be->release_graph(graph);
-          const double t = median(times);
-          std::printf("| %s | %lld | %lld | %.1f | %s | %.1f | %.2f | %.0f%% |\n", sh.name, (long long)seqs,
-                      (long long)ctx, bytes / 1e6, v.empty() ? "default" : v.c_str(), t * 1e6, bytes / t / 1e12,
-                      100.0 * bytes / t / copy_bw);
+        const int calls = std::max(copies, 16);
+        for (int c = 0; c < copies; ++c) be->paged_attention(q, kc, vc, batches[size_t(c)], out);  // warm-up
+        be->synchronize();
+        if (!be->begin_capture()) {
+          std::fprintf(stderr, "cuda_bench: no graph capture\n");
+          std::exit(1);
         }
-        unsetenv("TROUPE_ATTN_DECODE");
-        unsetenv("TROUPE_ATTN_BLOCKS_PER_SM");
+        for (int c = 0; c < calls; ++c) be->paged_attention(q, kc, vc, batches[size_t(c % copies)], out);
+        const int graph = be->end_capture();
+        if (graph < 0) {
+          std::fprintf(stderr, "cuda_bench: capture failed: %s\n", kernels::cuda_backend_error(*be).c_str());
+          std::exit(1);
+        }
+        std::vector<double> times;
+        for (int r = 0; r < 7; ++r) {
+          be->synchronize();
+          const auto start = std::chrono::steady_clock::now();
+          be->replay(graph);
+          be->synchronize();
+          if (r > 1) times.push_back(seconds_since(start) / calls);
+        }
+        be->release_graph(graph);
+        const double t = median(times);
+        std::printf("| %s | %lld | %lld | %.1f | %.1f | %.2f | %.0f%% |\n", sh.name, (long long)seqs, (long long)ctx,
+                    bytes / 1e6, t * 1e6, bytes / t / 1e12, 100.0 * bytes / t / copy_bw);
         const std::string err = kernels::cuda_backend_error(*be);
         if (!err.empty()) {
           std::fprintf(stderr, "cuda_bench: backend error: %s\n", err.c_str());
@@ -403,18 +390,10 @@ int main(int argc, char** argv) {
     else if (a == "--ops") opt.ops = true;
     else if (a == "--no-graphs") opt.graphs = false;
     else if (a == "--attention") opt.attention = true;
-    else if (a == "--attention-variants") {  // comma-separated; an empty entry is the default
-      opt.attention = true;
-      opt.attention_variants.clear();
-      std::string list = next() + ",";
-      for (size_t at = 0, comma; (comma = list.find(',', at)) != std::string::npos; at = comma + 1)
-        opt.attention_variants.push_back(list.substr(at, comma - at));
-    }
     else if (a == "--gemv-variant") opt.gemv_variant = std::atoi(next().c_str());
     else {
       std::fprintf(stderr, "usage: cuda_bench [--shape llama2-7b|llama3-8b] [--prompt N] [--decode N] [--prefill N] "
-                           "[--cublas-gemv] [--gemv-variant N] [--no-graphs] [--ops] [--attention] "
-                           "[--attention-variants LIST]\n");
+                           "[--cublas-gemv] [--gemv-variant N] [--no-graphs] [--ops] [--attention]\n");
       return 2;
     }
   }
@@ -429,7 +408,7 @@ int main(int argc, char** argv) {
   const double bw = copy_bandwidth();
   if (opt.attention) {
     std::printf("card %s: copy bandwidth %.0f GB/s\n", prop.name, bw / 1e9);
-    attention_bench(bw, opt.attention_variants);
+    attention_bench(bw);
     return 0;
   }
   const double flops = gemm_rate();
