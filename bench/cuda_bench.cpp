@@ -2,13 +2,15 @@
 // 256 greedy tokens) and prefill-2k of a random-weight Llama (weights drawn on the GPU), each as
 // a fraction of its roofline ceiling measured in the same run. Usage:
 //   cuda_bench [--shape llama2-7b|llama3-8b] [--decode N] [--prompt N] [--prefill N] [--cublas-gemv]
-//              [--gemv-variant N] [--ops]
-// (--ops: time each op at the decode-1 and prefill-2k shapes instead)
+//              [--gemv-variant N] [--ops] [--attention]
+// (--ops: time each op at the decode-1 and prefill-2k shapes instead; --attention: decode attention
+// alone on batches of 1, 64 and 256 sequences, MHA and GQA, against the copy bandwidth)
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -33,6 +35,7 @@ struct options {
   int gemv_variant = 1;
   bool ops = false;
   bool graphs = true;
+  bool attention = false;
 };
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
@@ -307,6 +310,88 @@ void op_profile(const config::model_config& c, const std::string& label) {
   if (!err.empty()) std::printf("  backend error: %s\n", err.c_str());
 }
 
+// Decode attention alone: paged_attention on batches of one new row per sequence, every sequence at
+// the same context, pages scattered at random over the cache. Calls are recorded in a CUDA graph as
+// the engine's decode steps are (scratch becomes an allocation node) and timed by replaying it; the
+// cache holds enough copies of the batch's pages (each call reads the next copy) that successive
+// calls do not find their K/V in L2.
+void attention_bench(double copy_bw) {
+  struct shape_case { const char* name; int64_t heads, kv_heads; };
+  const shape_case shapes[] = {{"MHA 32/32", 32, 32}, {"GQA 32/8", 32, 8}};
+  const int64_t dim = 128, bs = 16;
+  auto be = kernels::make_cuda_backend(0, kernels::dtype::bf16);
+  kernels::cuda_set_dummy_weights(*be, 5);
+  std::printf("\ndecode attention (bf16, head_dim %lld, blocks of %lld, max_seq_len the next power of two):\n",
+              (long long)dim, (long long)bs);
+  std::printf("| heads | seqs | context | K/V MB | us per call | TB/s | of copy bw |\n");
+  std::printf("| --- | --- | --- | --- | --- | --- | --- |\n");
+  for (const auto& sh : shapes) {
+    for (int64_t seqs : {int64_t{1}, int64_t{64}, int64_t{256}}) {
+      for (int64_t ctx : {int64_t{192}, int64_t{600}, int64_t{1000}}) {
+        const int64_t pages = (ctx + bs - 1) / bs, need = seqs * pages;
+        const double bytes = 2.0 * 2.0 * double(seqs * ctx * sh.kv_heads * dim);
+        const double page_bytes = 2.0 * 2.0 * double(bs * sh.kv_heads * dim);
+        const int copies = int(std::clamp(std::ceil(256e6 / (double(need) * page_bytes)), 1.0, 16.0));
+        const int64_t pool = need * copies;
+        const kernels::shape cache_dims{pool, bs, sh.kv_heads, dim};
+        auto kc = be->upload_weight(kernels::dtype::bf16, nullptr, cache_dims);
+        auto vc = be->upload_weight(kernels::dtype::bf16, nullptr, cache_dims);
+        auto q = be->upload_weight(kernels::dtype::bf16, nullptr, {seqs, sh.heads, dim});
+        auto out = be->alloc({seqs, sh.heads, dim});
+        std::vector<int32_t> perm(static_cast<size_t>(pool));
+        for (int64_t i = 0; i < pool; ++i) perm[size_t(i)] = int32_t(i);
+        std::shuffle(perm.begin(), perm.end(), std::mt19937(uint32_t(seqs * 7 + ctx)));
+        std::vector<int32_t> qsl(static_cast<size_t>(seqs + 1));
+        std::vector<int32_t> lens(static_cast<size_t>(seqs), static_cast<int32_t>(ctx));
+        for (int64_t i = 0; i <= seqs; ++i) qsl[size_t(i)] = int32_t(i);
+        int32_t bound = 1;
+        while (bound < ctx) bound *= 2;
+        std::vector<kernels::attention_batch> batches(static_cast<size_t>(copies));
+        for (int c = 0; c < copies; ++c) {
+          std::vector<int32_t> table(perm.begin() + c * need, perm.begin() + (c + 1) * need);
+          auto& b = batches[size_t(c)];
+          b.query_start_loc = be->upload_indices(qsl, {seqs + 1});
+          b.seq_lens = be->upload_indices(lens, {seqs});
+          b.block_tables = be->upload_indices(table, {seqs, pages});
+          b.max_query_len = 1;
+          b.max_seq_len = bound;
+          b.scale = 1.0f / std::sqrt(float(dim));
+        }
+        const int calls = std::max(copies, 16);
+        for (int c = 0; c < copies; ++c) be->paged_attention(q, kc, vc, batches[size_t(c)], out);  // warm-up
+        be->synchronize();
+        if (!be->begin_capture()) {
+          std::fprintf(stderr, "cuda_bench: no graph capture\n");
+          std::exit(1);
+        }
+        for (int c = 0; c < calls; ++c) be->paged_attention(q, kc, vc, batches[size_t(c % copies)], out);
+        const int graph = be->end_capture();
+        if (graph < 0) {
+          std::fprintf(stderr, "cuda_bench: capture failed: %s\n", kernels::cuda_backend_error(*be).c_str());
+          std::exit(1);
+        }
+        std::vector<double> times;
+        for (int r = 0; r < 7; ++r) {
+          be->synchronize();
+          const auto start = std::chrono::steady_clock::now();
+          be->replay(graph);
+          be->synchronize();
+          if (r > 1) times.push_back(seconds_since(start) / calls);
+        }
+        be->release_graph(graph);
+        const double t = median(times);
+        std::printf("| %s | %lld | %lld | %.1f | %.1f | %.2f | %.0f%% |\n", sh.name, (long long)seqs, (long long)ctx,
+                    bytes / 1e6, t * 1e6, bytes / t / 1e12, 100.0 * bytes / t / copy_bw);
+        const std::string err = kernels::cuda_backend_error(*be);
+        if (!err.empty()) {
+          std::fprintf(stderr, "cuda_bench: backend error: %s\n", err.c_str());
+          std::exit(1);
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -321,10 +406,11 @@ int main(int argc, char** argv) {
     else if (a == "--cublas-gemv") opt.cublas_gemv = true;
     else if (a == "--ops") opt.ops = true;
     else if (a == "--no-graphs") opt.graphs = false;
+    else if (a == "--attention") opt.attention = true;
     else if (a == "--gemv-variant") opt.gemv_variant = std::atoi(next().c_str());
     else {
       std::fprintf(stderr, "usage: cuda_bench [--shape llama2-7b|llama3-8b] [--prompt N] [--decode N] [--prefill N] "
-                           "[--cublas-gemv] [--gemv-variant N] [--no-graphs] [--ops]\n");
+                           "[--cublas-gemv] [--gemv-variant N] [--no-graphs] [--ops] [--attention]\n");
       return 2;
     }
   }
@@ -337,6 +423,11 @@ int main(int argc, char** argv) {
   cudaDeviceProp prop{};
   cudaGetDeviceProperties(&prop, 0);
   const double bw = copy_bandwidth();
+  if (opt.attention) {
+    std::printf("card %s: copy bandwidth %.0f GB/s\n", prop.name, bw / 1e9);
+    attention_bench(bw);
+    return 0;
+  }
   const double flops = gemm_rate();
   std::printf("card %s: copy bandwidth %.0f GB/s, bf16 GEMM %.0f TFLOP/s\n", prop.name, bw / 1e9, flops / 1e12);
   if (opt.ops) {

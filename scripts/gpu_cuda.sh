@@ -3,7 +3,8 @@
 # test, the CUDA model against transformers in bf16 on random-weight models, and the benchmarks
 # (decode-1 and prefill-2k against the card's measured ceilings). Logs go to $OUT; a table is last.
 # STEPS (default "tests hf generate bench"; also "serve": `troupe serve --device auto` answers a
-# completion, streamed and not, with the text `troupe generate --device auto` gives; "ops": time each op alone; "offline": `troupe bench
+# completion, streamed and not, with the text `troupe generate --device auto` gives; "ops": time each op alone;
+# "attention": decode attention alone against the copy bandwidth (cuda_bench --attention); "offline": `troupe bench
 # offline --dummy llama2-7b` and then the transformers peer (.device-cuda/peer/hf_peer.py) on the same
 # workload, N and NOUT requests and output tokens, default 256 and 256) picks parts.
 set -uo pipefail
@@ -129,6 +130,13 @@ fi
 
 if [[ " $STEPS " == *" ops "* ]]; then
   $bin/cuda_bench --ops --shape "${OPS_SHAPE:-llama2-7b}" 2>&1 | tee "$OUT/ops.log"
+fi
+
+if [[ " $STEPS " == *" attention "* ]]; then
+  # Decode attention alone (cuda_bench --attention): TB/s against the copy bandwidth, batches of 64 and 256.
+  $bin/cuda_bench --attention 2>&1 | tee "$OUT/attention.log"
+  note "decode attention, 64 and 256 sequences" "$(grep -E '^\| (MHA|GQA)[^|]*\| (64|256) ' "$OUT/attention.log" |
+    awk -F'|' '{print $7}' | sort -n | sed -n '1p;$p' | paste -sd- | tr -d ' ') TB/s; see attention.log"
 fi
 
 if [[ " $STEPS " == *" bench "* ]]; then

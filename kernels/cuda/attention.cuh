@@ -36,9 +36,11 @@ struct split_plan {
 bool rows_supported(int head_dim);
 split_plan plan_rows(const attention_args& a, int num_sms);
 /// The per-row kernel: one block per (row, KV head, group of up to 8 query heads, split); the keys
-/// and values of a KV head are loaded once for all its query heads; with several splits, the last
-/// block of a row to finish combines them. scratch: plan.scratch_floats; counters: plan.counters
-/// ints, zero before the call and zero after it.
+/// and values of a KV head are loaded once for all its query heads, streamed through a cp.async
+/// pipeline in shared memory (at most 48 KB a block); with several splits, the last block of a row
+/// to finish combines them. The launch depends only on the host-known sizes and bounds (graphs may
+/// record it); splits past a sequence's end load nothing. scratch: plan.scratch_floats; counters:
+/// plan.counters ints, zero before the call and zero after it.
 cudaError_t attention_rows(dtype type, const attention_args& a, const split_plan& plan, float* scratch, int* counters,
                            cudaStream_t stream);
 

@@ -18,6 +18,7 @@ struct attention_case {
   std::vector<seq_case> seqs;
   int64_t heads, kv_heads, dim, block_size;
   int32_t window;
+  int32_t bound = 0;  // max_seq_len given to the kernels when larger than the longest context (a graph's bound)
 };
 
 // Runs one case on the GPU (with the prefill kernel allowed or not) and on the CPU; returns the errors.
@@ -55,7 +56,7 @@ void check_case(backend& gpu, const attention_case& c, uint32_t seed) {
     batch.seq_lens = be.upload_indices(lens, {int64_t(lens.size())});
     batch.block_tables = be.upload_indices(tables, {int64_t(c.seqs.size()), max_blocks});
     batch.max_query_len = max_q;
-    batch.max_seq_len = max_len;
+    batch.max_seq_len = std::max(max_len, c.bound);
     batch.sliding_window = c.window;
     batch.scale = 1.0f / std::sqrt(float(c.dim));
     auto out = poisoned(be, qdims);
@@ -94,6 +95,38 @@ TEST_CASE("cuda paged attention matches the CPU: decode batches", "[cuda]") {
     for (const auto& c : cases) {
       INFO(to_string(ct) << " heads " << c.heads << "/" << c.kv_heads << " dim " << c.dim << " first context "
                          << c.seqs[0].context << " window " << c.window);
+      check_case(*gpu, c, seed++);
+    }
+  }
+}
+
+// Decode batches of many sequences with scattered lengths (the pipelined kernel's tiles end anywhere,
+// one split or several), under a power-of-two max_seq_len as CUDA graphs give it, so splits past a
+// sequence's end must add nothing.
+TEST_CASE("cuda paged attention matches the CPU: large decode batches under a length bound", "[cuda]") {
+  for (dtype ct : {dtype::bf16, dtype::f16}) {
+    auto gpu = gpu_or_skip(ct);
+    if (!gpu) return;
+    std::mt19937 rng(7);
+    auto lengths = [&](int n, int lo, int hi) {
+      std::uniform_int_distribution<int32_t> pick(lo, hi);
+      std::vector<seq_case> v;
+      for (int i = 0; i < n; ++i) v.push_back({pick(rng), 1});
+      return v;
+    };
+    const std::vector<attention_case> cases = {
+        {lengths(64, 1, 1100), 32, 32, 128, 16, 0, 2048},  // MHA, Llama-2 shape
+        {lengths(48, 150, 1000), 32, 8, 128, 16, 0, 1024},  // GQA 4, Llama-3 shape
+        {lengths(3, 120, 400), 32, 32, 128, 16, 0, 512},    // decode of a few: split, most splits past the end
+        {{{200, 1}}, 32, 8, 128, 16, 0, 4096},              // one sequence, bound far past its end
+        {lengths(20, 1, 700), 16, 2, 64, 16, 300, 1024},    // GQA 8, head_dim 64, sliding window
+        {lengths(9, 30, 500), 24, 8, 128, 32, 0, 512},      // group of 3 (a partly used slot), blocks of 32
+        {lengths(5, 1, 300), 4, 4, 256, 16, 0, 512},        // head_dim 256
+    };
+    uint32_t seed = 50;
+    for (const auto& c : cases) {
+      INFO(to_string(ct) << " " << c.seqs.size() << " seqs, heads " << c.heads << "/" << c.kv_heads << " dim "
+                         << c.dim << " bound " << c.bound);
       check_case(*gpu, c, seed++);
     }
   }
