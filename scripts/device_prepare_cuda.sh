@@ -29,6 +29,7 @@ done | sort -u | while read -r soname path; do
 done
 # Compressed, to stay under the call's 64 MiB (scripts/gpu_cuda.sh unpacks it).
 tar czf .device-cuda/lib.tgz -C .device-cuda lib && rm -rf .device-cuda/lib
+tar czf .device-cuda/bin.tgz -C .device-cuda bin && rm -rf .device-cuda/bin
 echo "$PWD" > .device-cuda/source_dir
 git rev-parse --short HEAD > .device-cuda/commit
 du -sh .device-cuda

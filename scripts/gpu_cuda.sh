@@ -14,6 +14,7 @@ mkdir -p "$OUT"
 STEPS=${STEPS:-tests hf generate bench}
 bin=.device-cuda/bin
 [ -d .device-cuda/lib ] || tar xzf .device-cuda/lib.tgz -C .device-cuda
+[ -d .device-cuda/bin ] || tar xzf .device-cuda/bin.tgz -C .device-cuda
 # cuBLAS from the machine's CUDA toolkit or its PyTorch wheels.
 cublas=$(find /usr/local/cuda*/ /usr/lib /opt -name 'libcublasLt.so.13*' 2>/dev/null | head -1)
 [ -n "$cublas" ] || { echo "no libcublasLt.so.13 on this machine"; exit 1; }
