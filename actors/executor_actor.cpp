@@ -1,9 +1,12 @@
 // Executor actor: backend + llama_model + model_runner behind init and execute messages.
 #include "actors/executor_actor.hpp"
 
+#include <cstdio>
 #include <memory>
+#include <string>
 
 #include "actors/shared.hpp"
+#include "engine/core/llm.hpp"
 #include "engine/core/model_runner.hpp"
 #include "engine/model/llama_model.hpp"
 
@@ -26,8 +29,20 @@ status_reply load(executor_state& st) {
   auto model = engine::llama_model::load(o.model_dir, *st.backend);
   if (!model) return {false, int(errc::internal), model.error().message};
   st.model = std::move(*model);
-  const auto& so = st.shared->scheduler;
+  runtime_shared& sh = *st.shared;
+  std::string note;
+  if (!sh.kv_sized) {  // the first load: the card's free memory decides the KV cache on a GPU
+    auto sized = engine::size_kv_cache(*st.model, o.engine, &note);
+    if (!sized) return {false, int(errc::resource_exhausted), sized.error().message};
+    sh.scheduler = *sized;
+    sh.kv_sized = true;
+    if (!note.empty()) std::fprintf(stderr, "troupe: %s\n", note.c_str());
+  }
+  const auto& so = sh.scheduler;
   st.runner = std::make_unique<engine::model_runner>(*st.model, so.num_blocks, so.block_size);
+  if (std::string err = st.backend->last_error(); !err.empty())
+    return {false, int(errc::resource_exhausted),
+            "the GPU failed while allocating the KV cache of " + std::to_string(so.num_blocks) + " blocks: " + err};
   return {};
 }
 

@@ -201,6 +201,8 @@ expected<std::unique_ptr<runtime>> runtime::start(const runtime_options& options
                  [&](caf::error& e) { started.message = "the scheduler failed: " + to_string(e); });
   }
   if (!started.ok) return make_error(dir, ": ", started.message);
+  const engine::scheduler_options& sized = sh.scheduler;  // as the executor settled it
+  sh.max_len = std::min<int64_t>(sized.max_model_len, int64_t{sized.num_blocks} * sized.block_size + 1);
   sh.accepting = true;
   return std::unique_ptr<runtime>(new runtime_impl(std::move(core)));
 }

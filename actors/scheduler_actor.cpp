@@ -259,6 +259,8 @@ void start_executor(pointer self) {
             if (gen != st.generation) return;
             if (r.ok) {
               st.exec_ready = true;
+              // At start-up nothing is admitted yet: take the KV cache size the executor settled on.
+              if (st.start_promise) st.sched = std::make_unique<engine::scheduler>(st.shared->scheduler);
               if (st.start_promise) st.start_promise->deliver(r);
               st.start_promise.reset();
               kick(self);

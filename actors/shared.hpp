@@ -22,7 +22,11 @@ struct runtime_shared {
   config::model_config model;
   config::tokenizer_settings tokenizer_settings;
   engine::tokenizer tok;
-  engine::scheduler_options scheduler;  ///< the engine limits every executor's KV cache follows
+  /// The engine limits every executor's KV cache follows. On a GPU with kv_cache_blocks 0 the first
+  /// executor to load the model sizes the cache from the card's free memory (engine::size_kv_cache)
+  /// and sets kv_sized; restarted executors keep that size.
+  engine::scheduler_options scheduler;
+  bool kv_sized = false;
   int64_t max_len = 0;                  ///< prompt + output tokens at most
   int64_t max_queued_prompt_tokens = 0;
   std::vector<int32_t> eos;

@@ -35,6 +35,7 @@ struct serve_args {
   int32_t max_num_batched_tokens = 2048;
   int64_t max_model_len = 0;
   int64_t kv_cache_blocks = 0;
+  double gpu_memory_utilization = 0.9;
   int32_t max_waiting = 256;
   int32_t steps_in_flight = 2;
   std::string api_key;
@@ -86,14 +87,19 @@ expected<void> apply_config_file(serve_args& a, const CLI::App& cmd) {
     std::string_view s;
     int64_t i;
     double d;
-    if (key == "model" || key == "host" || key == "served-model-name" || key == "api-key") {
+    if (key == "model" || key == "host" || key == "served-model-name" || key == "api-key" || key == "device" ||
+        key == "dtype") {
       if (field.value.get_string().get(s) != simdjson::SUCCESS) return wrong("a string");
       std::string& dst = key == "model" ? a.model : key == "host" ? a.host
-                       : key == "served-model-name" ? a.served_model_name : a.api_key;
+                       : key == "served-model-name" ? a.served_model_name : key == "api-key" ? a.api_key
+                       : key == "device" ? a.device : a.dtype;
       dst = std::string(s);
     } else if (key == "grace-seconds") {
       if (field.value.get_double().get(d) != simdjson::SUCCESS || d < 0) return wrong("a number >= 0");
       a.grace_seconds = d;
+    } else if (key == "gpu-memory-utilization") {
+      if (field.value.get_double().get(d) != simdjson::SUCCESS || !(d > 0 && d <= 1)) return wrong("a number in (0, 1]");
+      a.gpu_memory_utilization = d;
     } else {
       if (field.value.get_int64().get(i) != simdjson::SUCCESS || i < 0 || i > INT32_MAX)
         return wrong("a non-negative integer");
@@ -168,6 +174,7 @@ int run_serve(serve_args a, const CLI::App& cmd) {
   ro.engine.max_num_batched_tokens = a.max_num_batched_tokens;
   ro.engine.max_model_len = a.max_model_len;
   ro.engine.kv_cache_blocks = a.kv_cache_blocks;
+  ro.engine.gpu_memory_utilization = a.gpu_memory_utilization;
   ro.max_waiting = a.max_waiting;
   ro.steps_in_flight = a.steps_in_flight;
   ro.cpu_threads = a.threads;
@@ -219,7 +226,12 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--max-num-batched-tokens", args->max_num_batched_tokens, "Tokens per scheduler step, at most")
       ->capture_default_str();
   cmd->add_option("--max-model-len", args->max_model_len, "Prompt + output tokens, at most (0: the model's)");
-  cmd->add_option("--kv-cache-blocks", args->kv_cache_blocks, "KV cache blocks (0: sized automatically)");
+  cmd->add_option("--kv-cache-blocks", args->kv_cache_blocks,
+                  "KV cache blocks (0: sized automatically; on a GPU from its free memory)");
+  cmd->add_option("--gpu-memory-utilization", args->gpu_memory_utilization,
+                  "On a GPU, the fraction of its memory the engine may use in all (weights, activations, KV cache)")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
   cmd->add_option("--max-waiting", args->max_waiting, "Requests waiting to run, at most (then 429)")
       ->capture_default_str();
   cmd->add_option("--steps-in-flight", args->steps_in_flight,

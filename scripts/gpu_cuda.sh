@@ -124,9 +124,10 @@ import json, sys
 print("".join(json.loads(l[6:])["choices"][0]["text"] for l in sys.stdin if l.startswith("data: {")))')
   kill -TERM $pid; wait $pid; rc=$?
   device=$(grep -m1 "device:" "$OUT/serve.log")
+  kv=$(grep -m1 -o "KV cache: [0-9]* blocks of [0-9]* = [0-9]* tokens" "$OUT/serve.log")
   same=no; [ "$got" == "$want" ] && [ "$streamed" == "$want" ] && [ -n "$want" ] && same=yes
   echo "generate --device auto: $want"; echo "serve: $got"; cat "$OUT/serve.log"
-  note "serve --device auto" "${device#troupe: }; completion and stream equal generate's: $same; exit $rc"
+  note "serve --device auto" "${device#troupe: }; ${kv:-KV cache size not logged}; completion and stream equal generate's: $same; exit $rc"
 fi
 
 if [[ " $STEPS " == *" ops "* ]]; then

@@ -61,12 +61,10 @@ int64_t gpu_activation_bytes(const config::model_config& cfg, const llm_options&
   return 2 * rows * per_token * element_bytes + 2 * logits + (int64_t{512} << 20);
 }
 
-expected<std::unique_ptr<llm>> llm::create(llama_model& model, const tokenizer& tok, const llm_options& o,
-                                           block_hash_fn hash) {
+expected<scheduler_options> size_kv_cache(llama_model& model, const llm_options& o, std::string* note) {
   auto so = make_scheduler_options(model.config(), o);
   if (!so) return so.error();
   size_t free_bytes = 0, total_bytes = 0;
-  std::string note;
   if (o.kv_cache_blocks == 0 && model.backend().memory_info(free_bytes, total_bytes)) {
     if (!(o.gpu_memory_utilization > 0 && o.gpu_memory_utilization <= 1))
       return make_error("gpu_memory_utilization must be within (0, 1], got ", o.gpu_memory_utilization);
@@ -101,9 +99,17 @@ expected<std::unique_ptr<llm>> llm::create(llama_model& model, const tokenizer& 
                   (long long)blocks, o.block_size, (long long)(blocks * o.block_size),
                   double(blocks * per_block) / gib, std::string(kernels::to_string(model.backend().compute_type())).c_str(),
                   numbers);
-    note = line;
-    std::fprintf(stderr, "%s\n", line);
+    if (note != nullptr) *note = line;
   }
+  return so;
+}
+
+expected<std::unique_ptr<llm>> llm::create(llama_model& model, const tokenizer& tok, const llm_options& o,
+                                           block_hash_fn hash) {
+  std::string note;
+  auto so = size_kv_cache(model, o, &note);
+  if (!so) return so.error();
+  if (!note.empty()) std::fprintf(stderr, "%s\n", note.c_str());
   std::unique_ptr<llm> engine(new llm(model, tok, *so, std::move(hash)));
   if (std::string err = model.backend().last_error(); !err.empty())
     return make_error("the GPU failed while allocating the KV cache of ", so->num_blocks, " blocks: ", err,

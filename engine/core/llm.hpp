@@ -115,6 +115,13 @@ class llm {
   std::string kv_note_;
 };
 
+/// The scheduler limits for a model on its backend. On a backend that reports its memory (a GPU)
+/// with kv_cache_blocks 0, the KV cache takes what is left of gpu_memory_utilization x the card's
+/// memory after what is in use now (the weights) and gpu_activation_bytes, at most max_num_seqs
+/// full-length sequences; *note then says how (for the log). Too little memory is an error with the
+/// numbers. Elsewhere: make_scheduler_options.
+expected<scheduler_options> size_kv_cache(llama_model& model, const llm_options& o, std::string* note = nullptr);
+
 /// Bytes the activations of a step of max_num_batched_tokens tokens and max_num_seqs logits rows
 /// may take on a GPU (a generous estimate: twice the largest step's buffers, plus 512 MiB for
 /// cuBLAS and attention scratch).
