@@ -2,6 +2,7 @@
 // 16-byte loads in flight.
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/gemv.cuh"
+#include "kernels/cuda/gemv_rows.cuh"
 
 #include <type_traits>
 
@@ -39,51 +40,9 @@ __global__ void __launch_bounds__(warps_per_block * 32)
 #pragma unroll
   for (int r = 0; r < rows_per_warp; ++r)
     wv[r] = reinterpret_cast<const vec8<T>*>(w + (row0 + r < n ? row0 + r : n - 1) * k);
-  // The weights do not depend on earlier kernels: start pulling this warp's first pass into L2
-  // while the kernel before it finishes (with programmatic dependent launch), then wait for x.
-  if (row0 < n)
-#pragma unroll
-    for (int r = 0; r < rows_per_warp; ++r)
-#pragma unroll
-      for (int u = 0; u < unroll; ++u)
-        if (begin + lane + 32 * u < end) prefetch_l2(wv[r] + begin + lane + 32 * u);
-  wait_for_inputs();
-  float acc[rows_per_warp] = {};
-  if (row0 < n) {
-    int64_t i = begin + lane;
-    for (; i + 32 * (unroll - 1) < end; i += 32 * unroll) {
-      vec8<T> xs[unroll], ws[rows_per_warp][unroll];
-#pragma unroll
-      for (int u = 0; u < unroll; ++u) {
-#pragma unroll
-        for (int r = 0; r < rows_per_warp; ++r) ws[r][u] = load_stream(wv[r] + i + 32 * u);
-        xs[u] = load_stream(xv + i + 32 * u);
-      }
-#pragma unroll
-      for (int u = 0; u < unroll; ++u)
-#pragma unroll
-        for (int r = 0; r < rows_per_warp; ++r) acc[r] += dot8(ws[r][u], xs[u]);
-    }
-    for (; i < end; i += 32) {
-      const vec8<T> xs = load_stream(xv + i);
-#pragma unroll
-      for (int r = 0; r < rows_per_warp; ++r) acc[r] += dot8(load_stream(wv[r] + i), xs);
-    }
-  }
-#pragma unroll
-  for (int r = 0; r < rows_per_warp; ++r) acc[r] = warp_sum(acc[r]);
-  if constexpr (k_split > 1) {
-    if (lane == 0)
-#pragma unroll
-      for (int r = 0; r < rows_per_warp; ++r) partial[warp][r] = acc[r];
-    __syncthreads();
-    if (slice != 0) return;
-#pragma unroll
-    for (int r = 0; r < rows_per_warp; ++r) {
-      acc[r] = 0.0f;
-      for (int j = 0; j < k_split; ++j) acc[r] += partial[warp + j][r];
-    }
-  }
+  float acc[rows_per_warp];
+  if (!gemv_rows<T, rows_per_warp, unroll, k_split, warps_per_block>(wv, xv, begin, end, row0 < n, acc, partial))
+    return;
   if (lane == 0)
 #pragma unroll
     for (int r = 0; r < rows_per_warp; ++r)

@@ -4,6 +4,7 @@
 // compute type first), so both paths give the same result.
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/gemv.cuh"
+#include "kernels/cuda/gemv_rows.cuh"
 
 #include <type_traits>
 
@@ -31,49 +32,8 @@ __global__ void __launch_bounds__(warps_per_block * 32)
     wv[r] = reinterpret_cast<const vec8<T>*>(gate + row * k);
     wv[rows_per_warp + r] = reinterpret_cast<const vec8<T>*>(up + row * k);
   }
-  if (row0 < n)
-#pragma unroll
-    for (int r = 0; r < rows; ++r)
-#pragma unroll
-      for (int u = 0; u < unroll; ++u)
-        if (begin + lane + 32 * u < end) prefetch_l2(wv[r] + begin + lane + 32 * u);
-  wait_for_inputs();
-  float acc[rows] = {};
-  if (row0 < n) {
-    int64_t i = begin + lane;
-    for (; i + 32 * (unroll - 1) < end; i += 32 * unroll) {
-      vec8<T> xs[unroll], ws[rows][unroll];
-#pragma unroll
-      for (int u = 0; u < unroll; ++u) {
-#pragma unroll
-        for (int r = 0; r < rows; ++r) ws[r][u] = load_stream(wv[r] + i + 32 * u);
-        xs[u] = load_stream(xv + i + 32 * u);
-      }
-#pragma unroll
-      for (int u = 0; u < unroll; ++u)
-#pragma unroll
-        for (int r = 0; r < rows; ++r) acc[r] += dot8(ws[r][u], xs[u]);
-    }
-    for (; i < end; i += 32) {
-      const vec8<T> xs = load_stream(xv + i);
-#pragma unroll
-      for (int r = 0; r < rows; ++r) acc[r] += dot8(load_stream(wv[r] + i), xs);
-    }
-  }
-#pragma unroll
-  for (int r = 0; r < rows; ++r) acc[r] = warp_sum(acc[r]);
-  if constexpr (k_split > 1) {
-    if (lane == 0)
-#pragma unroll
-      for (int r = 0; r < rows; ++r) partial[warp][r] = acc[r];
-    __syncthreads();
-    if (slice != 0) return;
-#pragma unroll
-    for (int r = 0; r < rows; ++r) {
-      acc[r] = 0.0f;
-      for (int j = 0; j < k_split; ++j) acc[r] += partial[warp + j][r];
-    }
-  }
+  float acc[rows];
+  if (!gemv_rows<T, rows, unroll, k_split, warps_per_block>(wv, xv, begin, end, row0 < n, acc, partial)) return;
   if (lane == 0)
 #pragma unroll
     for (int r = 0; r < rows_per_warp; ++r)

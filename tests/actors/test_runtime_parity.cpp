@@ -12,38 +12,7 @@ reference_engine& ref() {
   return r;
 }
 
-// Submits every request at once, then collects each stream.
-std::vector<std::vector<collected_sample>> through_runtime(runtime& rt, const std::vector<engine::llm_request>& in) {
-  std::vector<std::shared_ptr<request_stream>> streams;
-  for (const auto& r : in) {
-    submit_request s;
-    s.prompt = r.prompt;
-    s.prompt_ids = r.prompt_ids;
-    s.add_special_tokens = r.add_special_tokens;
-    s.params = r.params;
-    auto st = rt.submit(s);
-    if (!st) FAIL(st.error().message);
-    streams.push_back(*st);
-  }
-  std::vector<std::vector<collected_sample>> out;
-  for (size_t i = 0; i < in.size(); ++i) out.push_back(collect(*streams[i], in[i].params.n));
-  return out;
-}
 
-void require_equal(const std::vector<engine::llm_output>& want, const std::vector<std::vector<collected_sample>>& got) {
-  REQUIRE(want.size() == got.size());
-  for (size_t i = 0; i < want.size(); ++i) {
-    REQUIRE(want[i].error.empty());
-    REQUIRE(want[i].samples.size() == got[i].size());
-    for (size_t s = 0; s < got[i].size(); ++s) {
-      INFO("request " << i << " sample " << s);
-      CHECK(got[i][s].ids == want[i].samples[s].output_ids);
-      CHECK(got[i][s].text == want[i].samples[s].text);
-      CHECK(got[i][s].finish_reason == want[i].samples[s].finish_reason);
-      CHECK(got[i][s].stop_reason == want[i].samples[s].stop_reason);
-    }
-  }
-}
 
 }  // namespace
 
