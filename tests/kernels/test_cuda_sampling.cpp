@@ -21,8 +21,8 @@ std::vector<float> random_logits(int64_t rows, int64_t vocab, std::mt19937& rng)
   std::vector<float> v(size_t(rows * vocab));
   std::normal_distribution<float> normal(0.0f, 1.0f);
   for (int64_t r = 0; r < rows; ++r) {
-    const int style = int(rng() % 4);
-    const float scale = style == 0 ? 0.3f : style == 1 ? 2.0f : 4.0f;
+    const int style = int(rng() % 5);  // 4: logits as wide as a sharp model's, where pruning drops most
+    const float scale = style == 0 ? 0.3f : style == 1 ? 2.0f : style == 4 ? 40.0f : 4.0f;
     for (int64_t j = 0; j < vocab; ++j) {
       float x = normal(rng) * scale;
       if (style == 3) x = std::round(x);  // few levels: ties
