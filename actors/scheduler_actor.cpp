@@ -260,8 +260,11 @@ void start_executor(pointer self) {
             if (r.ok) {
               st.exec_ready = true;
               // At start-up nothing is admitted yet: take the KV cache size the executor settled on.
-              if (st.start_promise) st.sched = std::make_unique<engine::scheduler>(st.shared->scheduler);
-              if (st.start_promise) st.start_promise->deliver(r);
+              if (st.start_promise) {
+                st.sched = std::make_unique<engine::scheduler>(st.shared->scheduler);
+                publish(st);
+                st.start_promise->deliver(r);
+              }
               st.start_promise.reset();
               kick(self);
               return;

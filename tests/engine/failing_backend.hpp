@@ -20,6 +20,8 @@ struct failure_plan {
   int32_t failing_instances = 1;
   int32_t fail_after_steps = 3;
   int32_t delay_ms = 0;  ///< every forward pass of every instance sleeps this long (a slow device)
+  /// Memory the backends report as a GPU would (free, total); total 0: they report none, as the CPU.
+  size_t free_bytes = 0, total_bytes = 0;
 };
 
 
@@ -42,6 +44,12 @@ class failing_backend final : public kernels::backend {
   void copy_to_device(std::span<const float> h, kernels::tensor& dst) override { inner_.copy_to_device(h, dst); }
   void copy_to_host(const kernels::tensor& s, std::span<float> h) override { inner_.copy_to_host(s, h); }
   void synchronize() override {}
+  bool memory_info(size_t& free_bytes, size_t& total_bytes) override {
+    if (plan_->total_bytes == 0) return false;
+    free_bytes = plan_->free_bytes;
+    total_bytes = plan_->total_bytes;
+    return true;
+  }
   void embedding(const kernels::tensor& t, const kernels::index_tensor& i, kernels::tensor& o) override {
     inner_.embedding(t, i, o);
   }
