@@ -6,6 +6,7 @@
 // statistics in registers, then O += P V with P rounded to the compute type. The keys cover the
 // cached prefix too, so chunked prefill and prefix-cache hits need nothing special.
 #include "kernels/cuda/attention.cuh"
+#include "kernels/cuda/cp_async.cuh"
 #include "kernels/cuda/cuda_common.cuh"
 
 #include <cmath>
@@ -62,19 +63,6 @@ __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* 
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                : "r"(a));
-}
-
-// 16 bytes global -> shared without passing through registers; zeros when !valid.
-__device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid) {
-  const auto d = static_cast<uint32_t>(__cvta_generic_to_shared(dst));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(src), "r"(valid ? 16 : 0));
-}
-
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-
-template <int pending>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(pending));
 }
 
 template <class T, int D>

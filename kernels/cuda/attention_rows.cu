@@ -5,6 +5,7 @@
 // what it later reads, so no barrier), and long contexts are split over blocks whose partial
 // results the last of them combines.
 #include "kernels/cuda/attention.cuh"
+#include "kernels/cuda/cp_async.cuh"
 #include "kernels/cuda/cuda_common.cuh"
 
 #include <algorithm>
@@ -35,19 +36,6 @@ __device__ __forceinline__ int find_sequence(const int32_t* qsl, int num_seqs, i
     if (qsl[mid] <= t) lo = mid; else hi = mid - 1;
   }
   return lo;
-}
-
-// 16 bytes global -> shared without passing through registers; zeros when !valid.
-__device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid) {
-  const auto d = static_cast<uint32_t>(__cvta_generic_to_shared(dst));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(src), "r"(valid ? 16 : 0));
-}
-
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-
-template <int pending>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(pending));
 }
 
 // The sequence of row t: t itself when every sequence has one row (decode), else a search.

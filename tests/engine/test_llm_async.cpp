@@ -122,12 +122,17 @@ TEST_CASE("engine::llm with 2 and 3 steps in flight gives the outputs of one ste
   REQUIRE(reasons.count("length") == 1);
 }
 
-TEST_CASE("the model runner feeds a placeholder the token it sampled in the step before") {
+// Eight blocks of four tokens: room for the short requests of the runner tests below.
+scheduler_options tiny_cache() {
   scheduler_options o;
   o.num_blocks = 8;
   o.block_size = 4;
   o.max_model_len = 512;
-  scheduler s(o);
+  return o;
+}
+
+TEST_CASE("the model runner feeds a placeholder the token it sampled in the step before") {
+  scheduler s(tiny_cache());
   model_runner runner(*the().model, 8, 4);
   request_params p;
   p.sampling.temperature = 0.0f;
@@ -147,11 +152,7 @@ TEST_CASE("the model runner feeds a placeholder the token it sampled in the step
 }
 
 TEST_CASE("after a step the model rejected, the runner still runs the next step planned for the same requests") {
-  scheduler_options o;
-  o.num_blocks = 8;
-  o.block_size = 4;
-  o.max_model_len = 512;
-  scheduler s(o);
+  scheduler s(tiny_cache());
   model_runner runner(*the().model, 8, 4);
   request_params p;
   p.sampling.temperature = 0.0f;
