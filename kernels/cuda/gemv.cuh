@@ -14,7 +14,7 @@ bool gemv_supported(dtype type, const void* x, const void* w, int64_t k);
 
 /// out[j] = sum_i x[i] * w[j, i] (+ bias[j]) for j < n; x [k], w [n, k], out [n] of `type`,
 /// bias float32 or null; float32 accumulation. variant picks the tiling (1: automatic from the row
-/// count and num_sms, 2 to 8: fixed; see gemv.cu).
+/// count and num_sms, 2 to gemv_variants: fixed; see gemv.cu).
 cudaError_t gemv(dtype type, const void* x, const void* w, const float* bias, void* out, int64_t n, int64_t k,
                  int variant, int num_sms, cudaStream_t stream);
 
@@ -38,6 +38,6 @@ cudaError_t gemv_gated(dtype type, const void* x, const void* gate, const void* 
                        cudaStream_t stream);
 
 /// Number of gemv variants.
-constexpr int gemv_variants = 13;
+constexpr int gemv_variants = 17;
 
 }  // namespace troupe::kernels::cuda
