@@ -30,7 +30,7 @@ bool cuda_set_dummy_weights(backend& be, uint64_t seed);
 bool cuda_use_own_gemv(backend& be, bool on);
 
 /// Picks the matrix-vector kernel: 0 cuBLAS, 1 troupe's kernel with the tiling chosen by size (the
-/// default), 2 to 17 one fixed tiling each. False for other backends or an unknown variant. For
+/// default), 2 to 13 one fixed tiling each. False for other backends or an unknown variant. For
 /// benchmarks and tests.
 bool cuda_set_gemv_variant(backend& be, int variant);
 

@@ -77,8 +77,8 @@ cudaError_t launch_tiling(const void* x, const gemv_batch& batch, int64_t k, cud
 cudaError_t gemv_batched(dtype type, const void* x, const gemv_batch& batch, int64_t k, int variant, int num_sms,
                          cudaStream_t stream) {
   if (batch.count <= 0) return cudaSuccess;
-  if (variant == 1) {  // automatic: 16 warps a block; split k where two rows per warp would leave too few blocks
-    // (decode-1 on an H100, one call: 191.2 tok/s with 13 and 17 against 187.9 with the earlier 7 and 2)
+  if (variant == 1) {  // automatic: split k where two rows per warp would leave too few blocks (tiling 13,
+    // 16 warps a block: decode-1 189.9-190.6 tok/s on an H100 against 187.9-188.0 with tiling 7, same calls)
     int64_t rows = 0;
     for (int i = 0; i < batch.count; ++i) rows += batch.n[i];
     // TROUPE_GEMV_FEW_ROWS / TROUPE_GEMV_MANY_ROWS pick the tilings (measurements only).
@@ -87,7 +87,7 @@ cudaError_t gemv_batched(dtype type, const void* x, const gemv_batch& batch, int
       const int n = v != nullptr ? std::atoi(v) : 0;
       return n >= 2 && n <= gemv_variants ? n : fallback;
     };
-    static const int few_rows = pick("TROUPE_GEMV_FEW_ROWS", 13), many_rows = pick("TROUPE_GEMV_MANY_ROWS", 17);
+    static const int few_rows = pick("TROUPE_GEMV_FEW_ROWS", 13), many_rows = pick("TROUPE_GEMV_MANY_ROWS", 2);
     variant = rows / 16 < 3LL * num_sms ? few_rows : many_rows;
   }
   cudaError_t err = cudaSuccess;
@@ -106,10 +106,6 @@ cudaError_t gemv_batched(dtype type, const void* x, const gemv_batch& batch, int
         case 11: err = launch_tiling<T, 2, 8, 8, 2>(x, batch, k, stream); break;
         case 12: err = launch_tiling<T, 1, 8, 8, 2>(x, batch, k, stream); break;
         case 13: err = launch_tiling<T, 2, 4, 16, 2>(x, batch, k, stream); break;
-        case 14: err = launch_tiling<T, 1, 4, 16, 2>(x, batch, k, stream); break;
-        case 15: err = launch_tiling<T, 2, 4, 16, 4>(x, batch, k, stream); break;
-        case 16: err = launch_tiling<T, 4, 4, 16, 2>(x, batch, k, stream); break;
-        case 17: err = launch_tiling<T, 2, 4, 16, 1>(x, batch, k, stream); break;
         default: err = launch_tiling<T, 2, 4, 8, 1>(x, batch, k, stream); break;
       }
     }

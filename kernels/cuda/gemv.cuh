@@ -38,6 +38,6 @@ cudaError_t gemv_gated(dtype type, const void* x, const void* gate, const void* 
                        cudaStream_t stream);
 
 /// Number of gemv variants.
-constexpr int gemv_variants = 17;
+constexpr int gemv_variants = 13;
 
 }  // namespace troupe::kernels::cuda
