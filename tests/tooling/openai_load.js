@@ -153,6 +153,16 @@ async function streamsTest() {
     const usage = JSON.parse(ev[ev.length - 2]).usage;
     if (usage && usage.completion_tokens === 200) ++complete;
   }
+  if (complete !== N) {  // say how the others ended
+    const ends = {};
+    for (const r of results) {
+      const ev = events(r.body);
+      const key = 'status ' + r.status + (r.error ? ' (' + r.error + ')' : '') + (r.aborted ? ', closed early' : '') +
+        ', last event ' + JSON.stringify((ev[ev.length - 1] || '').slice(0, 60));
+      ends[key] = (ends[key] || 0) + 1;
+    }
+    console.log('how the streams ended: ' + JSON.stringify(ends));
+  }
   check(complete === N, 'complete streams: ' + complete + ' of ' + N);
   check(peak === N, 'streams open at once: ' + peak + ' of ' + N);
   await server.stop();
