@@ -2,6 +2,8 @@
 // the model list; the generation routes are in generate.cpp.
 #include "net/server.hpp"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 
@@ -74,9 +76,17 @@ struct http_server::impl {
     svr.set_tcp_nodelay(true);
     // SO_REUSEADDR only: the library's default adds SO_REUSEPORT, which lets a second server bind the
     // same port and silently take half of the connections.
-    svr.set_socket_options([](socket_t sock) {
+    // TCP_DEFER_ACCEPT: a connection reaches accept() once its request bytes have arrived. The
+    // library gives every connection, its first request included, only the keep-alive timeout to
+    // start a request; a client slow to write after connecting (1,000 opening at once on a loaded
+    // machine) was hung up on without an answer.
+    const int defer_s = std::max(opt.read_timeout_s, 1);
+    svr.set_socket_options([defer_s](socket_t sock) {
       int yes = 1;
       setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+#ifdef TCP_DEFER_ACCEPT
+      setsockopt(sock, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer_s, sizeof defer_s);
+#endif
     });
     routes();
   }
