@@ -162,9 +162,10 @@ typename Inspector::result_type inspect(Inspector& f, step_outcome& x) {
 
 }  // namespace troupe::actors
 
-namespace troupe::engine {
+namespace troupe::kernels {
 
-// Found by argument-dependent lookup when CAF serialises the messages above.
+// Found by argument-dependent lookup when CAF serialises the messages above (the logprobs records
+// are the kernels' own, which know nothing of CAF).
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, token_logprob& x) {
@@ -174,6 +175,12 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, logprobs_entry& x) {
   return f(caf::meta::type_name("logprobs_entry"), x.chosen, x.rank, x.top);
 }
+
+}  // namespace troupe::kernels
+
+namespace troupe::engine {
+
+// Found by argument-dependent lookup when CAF serialises the messages above.
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, sampling_params& x) {
   bool has_seed = x.seed.has_value();

@@ -162,8 +162,7 @@ expected<std::unique_ptr<runtime>> runtime::start(const runtime_options& options
   sh.tok = std::move(*tok);
   auto so = engine::make_scheduler_options(sh.model, options.engine);
   if (!so) return make_error(dir, ": ", so.error().message);
-  sh.scheduler = *so;
-  sh.max_len = std::min<int64_t>(so->max_model_len, int64_t{so->num_blocks} * so->block_size + 1);
+  sh.scheduler = *so;  // the executor may size the KV cache anew (a GPU); max_len follows after start
   sh.max_queued_prompt_tokens = options.max_queued_prompt_tokens > 0
                                     ? options.max_queued_prompt_tokens
                                     : int64_t{64} * so->max_num_batched_tokens;

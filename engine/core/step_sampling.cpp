@@ -27,12 +27,12 @@ void sample_step(kernels::backend& be, const kernels::tensor& logits, std::span<
   for (size_t i = 0; i < rows.size(); ++i) {
     const sampling_row& r = rows[i];
     if (r.prompt_token >= 0) {
-      res.prompt_logprobs[r.entry].push_back(to_engine(out.logprobs[i]));
+      res.prompt_logprobs[r.entry].push_back(std::move(out.logprobs[i]));
       continue;
     }
     res.sampled[r.entry] = out.tokens[i];
     r.pick->record(out.tokens[i]);
-    if (r.logprobs >= 0) res.logprobs[r.entry].push_back(to_engine(out.logprobs[i]));
+    if (r.logprobs >= 0) res.logprobs[r.entry].push_back(std::move(out.logprobs[i]));
   }
 }
 

@@ -56,7 +56,7 @@ std::optional<expected<kernels::tensor>> llama_model::forward_graph(const step_i
   const int32_t longest = *std::max_element(in.seq_lens.begin(), in.seq_lens.end());
   const graph_key key{padded_batch(seqs), int32_t(std::bit_ceil(uint32_t(std::max(longest, min_graph_len))))};
   const int64_t width = (key.max_len + block_size - 1) / block_size;
-  if (key.max_len > max_graph_len || key.batch > std::max(graph_batch_, padded_batch(graph_batch_))) return {};
+  if (key.max_len > max_graph_len) return {};  // (key.batch <= padded_batch(graph_batch_): seqs <= graph_batch_)
 
   // Graphs read the buffers they were recorded on: new ones (a grown workspace, another cache)
   // make them stale.

@@ -34,17 +34,8 @@ expected<void> validate(const sampling_params& p, int64_t vocab_size) {
 
 int32_t argmax(std::span<const float> logits) { return kernels::cpu::argmax(logits); }
 
-logprobs_entry to_engine(const kernels::logprobs_entry& e) {
-  logprobs_entry out;
-  out.chosen = {e.chosen.token, e.chosen.logprob};
-  out.rank = e.rank;
-  out.top.reserve(e.top.size());
-  for (const auto& t : e.top) out.top.push_back({t.token, t.logprob});
-  return out;
-}
-
 logprobs_entry compute_logprobs(std::span<const float> logits, int32_t token, int32_t top) {
-  return to_engine(kernels::cpu::compute_logprobs(logits, token, top));
+  return kernels::cpu::compute_logprobs(logits, token, top);
 }
 
 sampler::sampler(const sampling_params& params, uint64_t fallback_seed)

@@ -38,22 +38,14 @@ expected<void> validate(const sampling_params& p, int64_t vocab_size = 0);
 /// Index of the largest logit; the lowest index among equals (as torch.argmax).
 int32_t argmax(std::span<const float> logits);
 
-struct token_logprob {
-  int32_t token = 0;
-  float logprob = 0.0f;
-};
+/// The log-probability of a token, its rank and the most likely tokens: the record a backend's
+/// sample op returns (kernels/sampling.hpp), used as is by the engine and the layers above.
+using token_logprob = kernels::token_logprob;
+using logprobs_entry = kernels::logprobs_entry;
 
-/// The log-probability of `token` under softmax(logits), its rank (1 = most likely) and the `top`
-/// most likely tokens (ties: lower id first). Logprobs are of the model's own distribution, before
-/// bias, penalties and temperature (as vLLM reports them).
-struct logprobs_entry {
-  token_logprob chosen;
-  int64_t rank = 0;
-  std::vector<token_logprob> top;
-};
+/// The logprobs entry of `token` under softmax(logits) with the `top` most likely tokens (ties:
+/// lower id first), of the model's own distribution (before bias, penalties and temperature).
 logprobs_entry compute_logprobs(std::span<const float> logits, int32_t token, int32_t top);
-/// The same entry from the one a backend's sample op returns.
-logprobs_entry to_engine(const kernels::logprobs_entry& e);
 
 /// One request's sampler: it owns the request's random stream and the counts that penalties need,
 /// so the same parameters and seed give the same tokens whatever else runs beside the request.
