@@ -37,6 +37,7 @@ struct bench_args {
   int seed = 42;
   int threads = 0;
   int profile_requests = 0;  // after the run: a profiled decode of this many requests
+  bool profile_run = false;  // time every op of the run itself (slower: events around each op)
   engine::llm_options engine;
 };
 
@@ -228,10 +229,16 @@ int run_offline(const bench_args& a) {
   }
 
   const uint64_t steps_before = (*llm)->steps();
+  if (a.profile_run && gpu) kernels::cuda_profile(be, true);
   const auto start = std::chrono::steady_clock::now();
   auto outs = (*llm)->generate(reqs);
   be.synchronize();
   const double seconds = seconds_since(start);
+  if (a.profile_run && gpu) {
+    kernels::cuda_profile(be, false);
+    std::printf("the run's ops, each timed with CUDA events (this makes the run slower):\n%s\n",
+                kernels::cuda_profile_report(be).c_str());
+  }
   const uint64_t steps = (*llm)->steps() - steps_before;
   int64_t out_tokens = 0;
   int errors = 0;
@@ -326,6 +333,8 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--steps-in-flight", args->engine.steps_in_flight,
                   "Scheduler steps planned ahead of their results (1: one at a time)")
       ->capture_default_str();
+  cmd->add_flag("--profile-run", args->profile_run,
+               "Time every op of the run with CUDA events and print where the GPU time went (slows the run)");
   cmd->add_option("--profile-decode", args->profile_requests,
                   "After the run, time every op of a decode of this many requests (GPU busy fraction)");
   cmd->callback([args] { std::exit(run_offline(*args)); });

@@ -151,10 +151,17 @@ if [[ " $STEPS " == *" bench "* ]]; then
   done
 fi
 
+if [[ " $STEPS " == *" offline-profile "* ]]; then
+  # Where offline-256's GPU time goes: every op timed (no CUDA graphs, so decode steps show op by op).
+  TROUPE_CUDA_GRAPHS=0 timeout "${OFFLINE_TIMEOUT:-300}" $bin/troupe bench offline --dummy "${PROFILE_SHAPE:-llama2-7b}" \
+    --device cuda --profile-run ${OFFLINE_ARGS:-} 2>&1 | tee "$OUT/offline_profile.log"
+  note "offline profile (no graphs)" "$(grep -o '[0-9.]*% busy' "$OUT/offline_profile.log" | head -1); see offline_profile.log"
+fi
+
 if [[ " $STEPS " == *" offline "* ]]; then
   N=${N:-256}; NOUT=${NOUT:-256}
   timeout "${OFFLINE_TIMEOUT:-300}" $bin/troupe bench offline --dummy llama2-7b --device cuda --num-prompts "$N" \
-    --output-len "$NOUT" --profile-decode "${PROFILE_DECODE:-64}" 2>&1 | tee "$OUT/offline.log"
+    --output-len "$NOUT" --profile-decode "${PROFILE_DECODE:-64}" ${OFFLINE_ARGS:-} 2>&1 | tee "$OUT/offline.log"
   ours=$(grep '^RESULT offline' "$OUT/offline.log" | head -1)
   busy=$(grep -o '[0-9.]*% busy' "$OUT/offline.log" | head -1)
   if [ -f .device-cuda/peer/hf_peer.py ] && [ "${PEER:-1}" != 0 ]; then  # PEER=0: ours only

@@ -86,7 +86,8 @@ void cuda_backend::matmul(const tensor& x, const tensor& weight, const tensor* b
   }
   flush();
   // Row-major out[m, n] = x[m, k] · W[n, k]ᵀ is column-major outᵀ[n, m] = W[k, n]ᵀ · xᵀ[k, m].
-  profile_scope timing(*this, "matmul (cuBLAS)");
+  profile_scope timing(*this, m <= 64 ? "matmul (cuBLAS, m<=64)" : m <= 512 ? "matmul (cuBLAS, m<=512)"
+                                                                   : "matmul (cuBLAS, m>512)");
   const float alpha = 1.0f, beta = 0.0f;
   const cudaDataType_t t = blas_type(compute_);
   TROUPE_CUBLAS_OK(cublas_->gemm_ex(blas_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(n), static_cast<int>(m),
