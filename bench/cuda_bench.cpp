@@ -2,8 +2,9 @@
 // 256 greedy tokens) and prefill-2k of a random-weight Llama (weights drawn on the GPU), each as
 // a fraction of its roofline ceiling measured in the same run. Usage:
 //   cuda_bench [--shape llama2-7b|llama3-8b] [--decode N] [--prompt N] [--prefill N] [--cublas-gemv]
-//              [--gemv-variant N] [--ops] [--attention]
-// (--ops: time each op at the decode-1 and prefill-2k shapes instead; --attention: decode attention
+//              [--gemv-variant N] [--ops] [--attention] [--gemm-sweep]
+// (--gemm-sweep: cuBLAS products at decode-batch and prefill shapes;
+// --ops: time each op at the decode-1 and prefill-2k shapes instead; --attention: decode attention
 // alone on batches of 1, 64 and 256 sequences, MHA and GQA, against the copy bandwidth)
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
@@ -36,6 +37,7 @@ struct options {
   bool ops = false;
   bool graphs = true;
   bool attention = false;
+  bool gemm_sweep = false;
 };
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
@@ -394,6 +396,54 @@ void attention_bench(double copy_bw) {
 
 }  // namespace
 
+// cuBLAS products at the decode and prefill shapes of a step (weights [n, k], m activation rows),
+// called as the backend calls them: microseconds, weight bytes per second, FLOP/s.
+void gemm_sweep() {
+  auto be = kernels::make_cuda_backend(0, kernels::dtype::bf16);
+  kernels::cuda_set_dummy_weights(*be, 98);
+  cublasHandle_t h;
+  cublasCreate(&h);
+  cudaEvent_t e0, e1;
+  cudaEventCreate(&e0);
+  cudaEventCreate(&e1);
+  const float alpha = 1, beta = 0;
+  struct nk {
+    const char* name;
+    int n, k;
+  };
+  const nk shapes[] = {{"q or o", 4096, 4096},  {"k (GQA)", 1024, 4096}, {"qkv MHA", 12288, 4096},
+                       {"qkv GQA", 6144, 4096}, {"gate", 11008, 4096},  {"gate+up", 22016, 4096},
+                       {"down", 4096, 11008}};
+  std::printf("\ncuBLAS GEMM sweep (bf16, float32 accumulation, CUBLAS_GEMM_DEFAULT), median of 20:\n");
+  std::printf("| product | n | k | m | us | weight TB/s | TFLOP/s |\n| --- | --- | --- | --- | --- | --- | --- |\n");
+  for (const auto& s : shapes) {
+    // 8 copies of the weight, so consecutive calls miss L2 as a step's different layers do.
+    std::vector<kernels::tensor> ws;
+    for (int c = 0; c < 8; ++c) ws.push_back(be->upload_weight(kernels::dtype::bf16, nullptr, {s.n, s.k}));
+    for (int m : {64, 128, 192, 256, 384, 2048}) {
+      auto x = be->upload_weight(kernels::dtype::bf16, nullptr, {m, s.k});
+      auto out = be->alloc({m, s.n});
+      be->synchronize();
+      std::vector<double> times;
+      for (int i = 0; i < 24; ++i) {
+        const auto& w = ws[size_t(i % 8)];
+        cudaEventRecord(e0);
+        cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, s.n, m, s.k, &alpha, w.data, CUDA_R_16BF, s.k, x.data, CUDA_R_16BF,
+                     s.k, &beta, out.data, CUDA_R_16BF, s.n, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+        cudaEventRecord(e1);
+        cudaEventSynchronize(e1);
+        float ms = 0;
+        cudaEventElapsedTime(&ms, e0, e1);
+        if (i >= 4) times.push_back(ms * 1e-3);
+      }
+      const double t = median(times);
+      std::printf("| %s | %d | %d | %d | %.1f | %.2f | %.0f |\n", s.name, s.n, s.k, m, t * 1e6,
+                  2.0 * s.n * double(s.k) / t / 1e12, 2.0 * m * double(s.n) * s.k / t / 1e12);
+    }
+  }
+  cublasDestroy(h);
+}
+
 int main(int argc, char** argv) {
   options opt;
   for (int i = 1; i < argc; ++i) {
@@ -407,10 +457,11 @@ int main(int argc, char** argv) {
     else if (a == "--ops") opt.ops = true;
     else if (a == "--no-graphs") opt.graphs = false;
     else if (a == "--attention") opt.attention = true;
+    else if (a == "--gemm-sweep") opt.gemm_sweep = true;
     else if (a == "--gemv-variant") opt.gemv_variant = std::atoi(next().c_str());
     else {
       std::fprintf(stderr, "usage: cuda_bench [--shape llama2-7b|llama3-8b] [--prompt N] [--decode N] [--prefill N] "
-                           "[--cublas-gemv] [--gemv-variant N] [--no-graphs] [--ops] [--attention]\n");
+                           "[--cublas-gemv] [--gemv-variant N] [--no-graphs] [--ops] [--attention] [--gemm-sweep]\n");
       return 2;
     }
   }
@@ -430,6 +481,10 @@ int main(int argc, char** argv) {
   }
   const double flops = gemm_rate();
   std::printf("card %s: copy bandwidth %.0f GB/s, bf16 GEMM %.0f TFLOP/s\n", prop.name, bw / 1e9, flops / 1e12);
+  if (opt.gemm_sweep) {
+    gemm_sweep();
+    return 0;
+  }
   if (opt.ops) {
     op_profile(shape_of(opt.shape), opt.shape);
     return 0;

@@ -134,6 +134,10 @@ if [[ " $STEPS " == *" ops "* ]]; then
   $bin/cuda_bench --ops --shape "${OPS_SHAPE:-llama2-7b}" 2>&1 | tee "$OUT/ops.log"
 fi
 
+if [[ " $STEPS " == *" gemm "* ]]; then
+  $bin/cuda_bench --gemm-sweep 2>&1 | tee "$OUT/gemm.log"
+fi
+
 if [[ " $STEPS " == *" attention "* ]]; then
   # Decode attention alone (cuda_bench --attention): TB/s against the copy bandwidth, batches of 64 and 256.
   $bin/cuda_bench --attention 2>&1 | tee "$OUT/attention.log"

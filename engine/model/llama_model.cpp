@@ -293,6 +293,17 @@ expected<kernels::tensor> llama_model::forward_device(const step_input& in, kv_c
     batch.max_query_len = std::max(batch.max_query_len, in.query_start_loc[su + 1] - in.query_start_loc[su]);
     batch.max_seq_len = std::max(batch.max_seq_len, in.seq_lens[su]);
   }
+  if (batch.max_query_len > 1) {  // a step with prompt rows: which sequences decode and which do not
+    std::vector<int32_t> singles, others;
+    for (int32_t s = 0; s < seqs; ++s) {
+      auto su = static_cast<size_t>(s);
+      (in.query_start_loc[su + 1] - in.query_start_loc[su] == 1 ? singles : others).push_back(s);
+    }
+    if (!singles.empty()) {
+      batch.decode_seqs = be_.upload_indices(singles, kernels::shape{static_cast<int64_t>(singles.size())});
+      batch.prefill_seqs = be_.upload_indices(others, kernels::shape{static_cast<int64_t>(others.size())});
+    }
+  }
   batch.sliding_window = static_cast<int32_t>(cfg_.sliding_window);
   batch.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(cfg_.head_dim)));
   if (rows == 0) {

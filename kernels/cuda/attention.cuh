@@ -19,6 +19,10 @@ struct attention_args {
   const int32_t* query_start_loc = nullptr;
   const int32_t* seq_lens = nullptr;
   const int32_t* block_tables = nullptr;
+  /// Optional: the kernel serves only these sequences, num_seqs of them for the prefill kernel; for
+  /// the per-row kernel each has exactly one new row and `tokens` is their count (query rows are
+  /// still found through query_start_loc, so q and out keep the whole step's layout).
+  const int32_t* seq_list = nullptr;
   int num_seqs = 0, tokens = 0, heads = 0, kv_heads = 0, head_dim = 0;
   int block_size = 0, max_blocks = 0, max_query_len = 0, max_seq_len = 0, sliding_window = 0;
   float scale = 1.0f;

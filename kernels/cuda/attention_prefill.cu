@@ -76,7 +76,7 @@ __global__ void __launch_bounds__(threads) prefill_kernel(attention_args a) {
   constexpr int tile_elems = tile_k * stride;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   T* const smem = reinterpret_cast<T*>(smem_raw);  // stage s: K at 2s, V at 2s + 1 tiles
-  const int s = blockIdx.y, h = blockIdx.z;
+  const int s = a.seq_list != nullptr ? a.seq_list[blockIdx.y] : blockIdx.y, h = blockIdx.z;
   const int q0 = a.query_start_loc[s], q_len = a.query_start_loc[s + 1] - q0;
   const int tile_row = (gridDim.x - 1 - blockIdx.x) * tile_q;  // the longest rows first
   if (tile_row >= q_len) return;

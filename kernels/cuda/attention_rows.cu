@@ -63,13 +63,16 @@ __global__ void __launch_bounds__(warps * 32)
   int4* const buf = reinterpret_cast<int4*>(smem);
   // The grid is (rows, head slots, splits), or (head slots, rows, splits) when heads_first: the
   // blocks of one row then run together and read the same cache pages at once.
-  const int t = heads_first ? blockIdx.y : blockIdx.x, y = heads_first ? blockIdx.x : blockIdx.y;
+  // r: the block's row slot (scratch and counters); t: the query row it reads and writes. With a
+  // sequence list (a mixed step's one-row sequences) slot r serves sequence seq_list[r].
+  const int r = heads_first ? blockIdx.y : blockIdx.x, y = heads_first ? blockIdx.x : blockIdx.y;
   const int slots = heads_first ? gridDim.x : gridDim.y, split = blockIdx.z;
   const int group = a.heads / a.kv_heads, chunks = (group + G - 1) / G;
   const int g = y / chunks, chunk = y % chunks;
   const int h0 = g * group + chunk * G;
   const int hcount = min(G, group - chunk * G);
-  const int s = row_sequence(a, t);
+  const int s = a.seq_list != nullptr ? a.seq_list[r] : row_sequence(a, r);
+  const int t = a.seq_list != nullptr ? a.query_start_loc[s] : r;
   const int q_start = a.query_start_loc[s], q_len = a.query_start_loc[s + 1] - q_start;
   const int pos = a.seq_lens[s] - q_len + (t - q_start);
   const int first = a.sliding_window > 0 ? max(0, pos - a.sliding_window + 1) : 0;
@@ -214,9 +217,10 @@ __global__ void __launch_bounds__(warps * 32)
         total_l += w * sm_l[j * G + i];
         total += w * sm_acc[(j * G + i) * D + dd];
       }
-    const int64_t row = int64_t{t} * a.heads + h0 + i;
+    const int64_t row = int64_t{r} * a.heads + h0 + i;
     if (num_splits == 1) {
-      static_cast<T*>(a.out)[row * D + dd] = from_f<T>(total_l > 0.0f ? total / total_l : 0.0f);
+      static_cast<T*>(a.out)[(int64_t{t} * a.heads + h0 + i) * D + dd] =
+          from_f<T>(total_l > 0.0f ? total / total_l : 0.0f);
     } else {
       const int64_t at = row * num_splits + split;
       scratch[at * D + dd] = total;
@@ -234,7 +238,7 @@ __global__ void __launch_bounds__(warps * 32)
   __threadfence();
   __syncthreads();
   if (threadIdx.x == 0) {
-    int* counter = counters + t * slots + y;
+    int* counter = counters + r * slots + y;
     last = atomicAdd(counter, 1) == num_splits - 1;
     if (last) *counter = 0;
   }
@@ -244,7 +248,7 @@ __global__ void __launch_bounds__(warps * 32)
   const float* ml = scratch + int64_t{a.tokens} * a.heads * num_splits * D;
   for (int idx = threadIdx.x; idx < hcount * D; idx += blockDim.x) {
     const int i = idx / D, dd = idx % D;
-    const int64_t row = int64_t{t} * a.heads + h0 + i;
+    const int64_t row = int64_t{r} * a.heads + h0 + i;
     float mx = -INFINITY;
     for (int z = 0; z < num_splits; ++z) mx = fmaxf(mx, __ldcg(ml + (row * num_splits + z) * 2));
     float total = 0.0f, total_l = 0.0f;
@@ -255,7 +259,8 @@ __global__ void __launch_bounds__(warps * 32)
         total_l += w * __ldcg(ml + (row * num_splits + z) * 2 + 1);
         total += w * __ldcg(scratch + (row * num_splits + z) * D + dd);
       }
-    static_cast<T*>(a.out)[row * D + dd] = from_f<T>(total_l > 0.0f ? total / total_l : 0.0f);
+    static_cast<T*>(a.out)[(int64_t{t} * a.heads + h0 + i) * D + dd] =
+        from_f<T>(total_l > 0.0f ? total / total_l : 0.0f);
   }
 }
 

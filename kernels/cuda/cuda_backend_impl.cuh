@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "kernels/backend.hpp"
+#include "kernels/cuda/attention.cuh"
 #include "kernels/cuda/cublas_loader.hpp"
 
 namespace troupe::kernels::cuda {
@@ -95,6 +96,7 @@ class cuda_backend final : public backend {
     tensor x, w, bias, out;
   };
   void flush();
+  void attention_rows_call(const attention_args& a);  // the per-row kernel with its split plan
   tensor make_tensor(dtype type, shape dims);
 
   std::shared_ptr<device_context> ctx_;

@@ -159,6 +159,18 @@ void cuda_backend::paged_attention(const tensor& q, const tensor& k_cache, const
     return;
   }
   if (prefill_kernel_ && a.max_query_len > 1 && prefill_supported(compute_, a.head_dim)) {
+    const int64_t singles = batch.decode_seqs.numel(), others = batch.prefill_seqs.numel();
+    if (singles > 0 && others > 0 && singles + others == a.num_seqs && rows_supported(a.head_dim)) {
+      // A mixed step: the one-row sequences through the per-row kernel (split over long contexts,
+      // several query heads per K/V load), only the prompt chunks through the prefill kernel's tiles.
+      attention_args d = a;
+      d.seq_list = batch.decode_seqs.data;
+      d.tokens = d.num_seqs = static_cast<int>(singles);
+      d.max_query_len = 1;
+      attention_rows_call(d);
+      a.seq_list = batch.prefill_seqs.data;
+      a.num_seqs = static_cast<int>(others);
+    }
     profile_scope timing(*this, "attention (prefill kernel)");
     TROUPE_CUDA_OK(attention_prefill(compute_, a, stream()));
     return;
@@ -167,6 +179,10 @@ void cuda_backend::paged_attention(const tensor& q, const tensor& k_cache, const
     check(cudaErrorInvalidValue, "paged_attention: head_dim must be 8, 16, 32, 64, 128 or 256", __FILE__, __LINE__);
     return;
   }
+  attention_rows_call(a);
+}
+
+void cuda_backend::attention_rows_call(const attention_args& a) {
   const split_plan plan = plan_rows(a, num_sms_);
   std::shared_ptr<void> scratch;
   if (plan.scratch_floats > 0) {
@@ -183,7 +199,7 @@ void cuda_backend::paged_attention(const tensor& q, const tensor& k_cache, const
     TROUPE_CUDA_OK(cudaMemsetAsync(split_counters_.get(), 0, static_cast<size_t>(plan.counters) * sizeof(int), stream()));
     split_counters_len_ = plan.counters;
   }
-  profile_scope timing(*this, "attention (rows kernel)");
+  profile_scope timing(*this, a.seq_list != nullptr ? "attention (rows kernel, mixed step)" : "attention (rows kernel)");
   TROUPE_CUDA_OK(attention_rows(compute_, a, plan, static_cast<float*>(scratch.get()),
                                 static_cast<int*>(split_counters_.get()), stream()));
 }

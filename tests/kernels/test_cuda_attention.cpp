@@ -50,8 +50,16 @@ void check_case(backend& gpu, const attention_case& c, uint32_t seed) {
   auto vc = rounded(gpu, random_values(size_t(cache_dims.numel()), rng));
   auto q = rounded(gpu, random_values(size_t(tokens * c.heads * c.dim), rng));
   const shape qdims{tokens, c.heads, c.dim};
-  auto run = [&](backend& be) {
+  auto run = [&](backend& be, bool lists) {
     attention_batch batch;
+    if (lists && max_q > 1) {  // a mixed step's split: one-row sequences apart from the others
+      std::vector<int32_t> singles, others;
+      for (size_t s = 0; s < c.seqs.size(); ++s) (c.seqs[s].fresh == 1 ? singles : others).push_back(int32_t(s));
+      if (!singles.empty()) {
+        batch.decode_seqs = be.upload_indices(singles, {int64_t(singles.size())});
+        batch.prefill_seqs = be.upload_indices(others, {int64_t(others.size())});
+      }
+    }
     batch.query_start_loc = be.upload_indices(qsl, {int64_t(qsl.size())});
     batch.seq_lens = be.upload_indices(lens, {int64_t(lens.size())});
     batch.block_tables = be.upload_indices(tables, {int64_t(c.seqs.size()), max_blocks});
@@ -63,12 +71,13 @@ void check_case(backend& gpu, const attention_case& c, uint32_t seed) {
     be.paged_attention(upload(be, q, qdims), upload(be, kc, cache_dims), upload(be, vc, cache_dims), batch, out);
     return download(be, out);
   };
-  const auto want = run(*cpu);
-  for (bool prefill_kernel : {true, false}) {
+  const auto want = run(*cpu, true);
+  for (int mode = 0; mode < 3; ++mode) {  // prefill kernel with the split lists, without them, per-row only
+    const bool prefill_kernel = mode < 2;
     cuda_use_prefill_kernel(gpu, prefill_kernel);
-    const auto got = run(gpu);
-    INFO("prefill kernel allowed " << prefill_kernel << ": max rel " << max_rel_error(got, want) << " l2 rel "
-                                   << l2_rel_error(got, want));
+    const auto got = run(gpu, mode == 0);
+    INFO("prefill kernel allowed " << prefill_kernel << ", split lists " << (mode == 0) << ": max rel "
+                                   << max_rel_error(got, want) << " l2 rel " << l2_rel_error(got, want));
     CHECK(max_rel_error(got, want) < tolerance(gpu.compute_type()));
     CHECK(l2_rel_error(got, want) < tolerance(gpu.compute_type()) / 2);
   }
@@ -147,6 +156,10 @@ TEST_CASE("cuda paged attention matches the CPU: prefill, chunked prefill and mi
         {{{2048, 2048}}, 32, 8, 128, 16, 0},               // prefill-2k shape (GQA)
         {{{40, 40}, {17, 9}}, 4, 2, 16, 16, 0},            // head_dim 16: per-row kernel only
         {{{33, 33}}, 8, 4, 8, 16, 5},                      // head_dim 8 with a window
+        // decode rows before, between and after prompt chunks, long contexts that split
+        {{{900, 1}, {300, 64}, {4000, 1}, {17, 1}, {129, 129}, {2500, 1}}, 32, 32, 128, 16, 0},
+        {{{1200, 1}, {640, 200}, {3000, 1}, {65, 1}}, 32, 8, 128, 16, 0},
+        {{{800, 1}, {90, 90}, {1600, 1}}, 16, 4, 64, 16, 256},  // with a window
     };
     uint32_t seed = 100;
     for (const auto& c : cases) {
