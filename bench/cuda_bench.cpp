@@ -237,8 +237,8 @@ void op_profile(const config::model_config& c, const std::string& label) {
   t = per_call(*be, 500, [&] { be->add_rms_norm(x1, r1, norm, 1e-5f, y1); });
   std::printf("  add_rms_norm 1x%lld: %.1f us\n", (long long)h, t * 1e6);
   small += t;
-  auto g1 = act(1, inter), u1 = act(1, inter), a1 = act(1, inter);
-  t = per_call(*be, 500, [&] { be->silu_and_mul(g1, u1, a1); });
+  auto gu1 = act(1, 2 * inter), a1 = act(1, inter);
+  t = per_call(*be, 500, [&] { be->silu_and_mul(gu1, a1); });
   std::printf("  silu_and_mul 1x%lld: %.1f us\n", (long long)inter, t * 1e6);
   small += t;
   // RoPE + KV write and decode attention at a 256-token context.
@@ -247,17 +247,16 @@ void op_profile(const config::model_config& c, const std::string& label) {
   kernels::tensor kc4 = kc, vc4 = vc;
   kc4.dims = {blocks, bs, c.num_key_value_heads, d};
   vc4.dims = kc4.dims;
-  auto q1 = act(1, qo), k1 = act(1, kvo), v1 = act(1, kvo), o1 = act(1, qo);
+  auto qkv1 = act(1, qo + 2 * kvo), q1 = act(1, qo), o1 = act(1, qo);
+  qkv1.dims = {1, c.num_attention_heads + 2 * c.num_key_value_heads, d};
   q1.dims = {1, c.num_attention_heads, d};
   o1.dims = q1.dims;
-  k1.dims = {1, c.num_key_value_heads, d};
-  v1.dims = k1.dims;
   std::vector<float> freq(size_t(d / 2), 0.01f);
   auto f = be->upload_weight(kernels::dtype::f32, freq.data(), {d / 2});
   std::vector<int32_t> pos = {int32_t(ctx - 1)}, slot = {int32_t(ctx - 1)};
   auto pos_t = be->upload_indices(pos, {1});
   auto slot_t = be->upload_indices(slot, {1});
-  t = per_call(*be, 500, [&] { be->rope_write_kv(q1, k1, v1, pos_t, f, slot_t, kc4, vc4); });
+  t = per_call(*be, 500, [&] { be->rope_write_kv(qkv1, q1, pos_t, f, slot_t, kc4, vc4); });
   std::printf("  rope_write_kv 1 token: %.1f us\n", t * 1e6);
   small += t;
   std::vector<int32_t> table(static_cast<size_t>(blocks));

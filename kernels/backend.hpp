@@ -60,6 +60,13 @@ class backend {
   /// outlive the returned tensor when the backend can use it in place (the CPU backend does so for
   /// aligned float32 data: zero copy); otherwise the data is converted and copied.
   virtual tensor upload_weight(dtype type, const void* host, shape dims) = 0;
+  /// An unfilled weight of `dims` in the form upload_weight gives one (matrices in the compute type,
+  /// vectors in float32 on a GPU), to be filled part by part with fill_weight: the model stacks
+  /// q, k and v (and gate and up) into one matrix so each is one product.
+  virtual tensor alloc_weight(shape dims) = 0;
+  /// Converts host memory of element type `type` (dst.numel() elements) into dst, a weight from
+  /// alloc_weight or a range of its rows.
+  virtual void fill_weight(dtype type, const void* host, tensor& dst) = 0;
   /// Copies host indices into a new index buffer of the given shape (numel must match).
   virtual index_tensor upload_indices(std::span<const int32_t> host, shape dims) = 0;
   /// Copies host float32 values into dst (of dst.numel() elements).
@@ -80,26 +87,26 @@ class backend {
                             tensor& out) = 0;
   /// out = x · weightᵀ (+ bias): x [tokens, in], weight [out, in], bias [out] or empty, out [tokens, out].
   virtual void matmul(const tensor& x, const tensor& weight, const tensor* bias, tensor& out) = 0;
-  /// Rotates q [tokens, heads, head_dim] in place and k [tokens, kv_heads, head_dim] (in place) by
-  /// angle positions[t] * inv_freq[i] (rotate-half layout as Hugging Face Llama; inv_freq has
-  /// head_dim / 2 entries), then writes the rotated k and v into the caches at slot_mapping[t]
-  /// (a negative slot skips the write).
-  virtual void rope_write_kv(tensor& q, tensor& k, const tensor& v, const index_tensor& positions,
-                             const tensor& inv_freq, const index_tensor& slot_mapping,
-                             tensor& k_cache, tensor& v_cache) = 0;
+  /// qkv [tokens, heads + 2 * kv_heads, head_dim] holds each token's query heads, then its key
+  /// heads, then its value heads (one product with the stacked weights). Writes the queries rotated
+  /// by angle positions[t] * inv_freq[i] (rotate-half layout as Hugging Face Llama; inv_freq has
+  /// head_dim / 2 entries) to q [tokens, heads, head_dim], and the rotated keys and the values into
+  /// the caches at slot_mapping[t] (a negative slot skips the write). qkv is not changed.
+  virtual void rope_write_kv(const tensor& qkv, tensor& q, const index_tensor& positions, const tensor& inv_freq,
+                             const index_tensor& slot_mapping, tensor& k_cache, tensor& v_cache) = 0;
   /// Causal attention of q [tokens, heads, head_dim] over the paged caches (which already hold the
   /// new keys and values) for every sequence of the batch; grouped-query when kv_heads < heads.
   /// out [tokens, heads, head_dim].
   virtual void paged_attention(const tensor& q, const tensor& k_cache, const tensor& v_cache,
                                const attention_batch& batch, tensor& out) = 0;
   /// out = silu(x · gateᵀ) * (x · upᵀ) (the SwiGLU of an MLP) when the backend has a fused form for
-  /// these operands; false (and nothing done) otherwise, and the caller runs matmul, matmul and
-  /// silu_and_mul, which give the same values.
+  /// these operands; false (and nothing done) otherwise, and the caller runs one matmul with the
+  /// stacked gate and up weights and silu_and_mul, which give the same values.
   virtual bool gated_matmul(const tensor& /*x*/, const tensor& /*gate*/, const tensor& /*up*/, tensor& /*out*/) {
     return false;
   }
-  /// out = silu(gate) * up, elementwise.
-  virtual void silu_and_mul(const tensor& gate, const tensor& up, tensor& out) = 0;
+  /// gate_up [rows, 2 * n] holds each row's gate then its up values; out [rows, n] = silu(gate) * up.
+  virtual void silu_and_mul(const tensor& gate_up, tensor& out) = 0;
   /// out = a + b, elementwise (out may alias a or b).
   virtual void add(const tensor& a, const tensor& b, tensor& out) = 0;
   /// out[i] = x[rows[i]]: x [tokens, features], out [rows.numel(), features].

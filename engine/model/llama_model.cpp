@@ -69,24 +69,44 @@ expected<void> llama_model::upload(const weight_getter& get, const load_progress
     if (progress) progress(std::min(done, total), total);
     return t;
   };
+  // Several checkpoint tensors stacked by rows into one weight (each [rows_i, cols], or vectors).
+  auto stack = [&](const std::vector<std::pair<std::string, int64_t>>& parts, int64_t cols) -> tensor {
+    int64_t rows = 0;
+    for (const auto& part : parts) rows += part.second;
+    tensor all = be_.alloc_weight(cols > 0 ? kernels::shape{rows, cols} : kernels::shape{rows});
+    int64_t at = 0;
+    for (const auto& [name, n] : parts) {
+      if (!failed.empty()) return {};
+      auto w = get(name, cols > 0 ? std::vector<int64_t>{n, cols} : std::vector<int64_t>{n});
+      if (!w) {
+        failed = w.error().message;
+        return {};
+      }
+      tensor range = all.rows(at, n);
+      be_.fill_weight(w->type, w->data, range);
+      at += n;
+      done += n * std::max<int64_t>(cols, 1);
+      if (progress) progress(std::min(done, total), total);
+    }
+    return all;
+  };
   embed_ = fetch("model.embed_tokens.weight", {cfg_.vocab_size, hidden});
   for (int64_t l = 0; l < cfg_.num_hidden_layers; ++l) {
     std::string p = "model.layers." + std::to_string(l) + ".";
     layer_weights w;
     w.input_norm = fetch(p + "input_layernorm.weight", {hidden});
-    w.q = fetch(p + "self_attn.q_proj.weight", {q_out, hidden});
-    w.k = fetch(p + "self_attn.k_proj.weight", {kv_out, hidden});
-    w.v = fetch(p + "self_attn.v_proj.weight", {kv_out, hidden});
-    if (cfg_.qkv_bias) {
-      w.q_bias = fetch(p + "self_attn.q_proj.bias", {q_out});
-      w.k_bias = fetch(p + "self_attn.k_proj.bias", {kv_out});
-      w.v_bias = fetch(p + "self_attn.v_proj.bias", {kv_out});
-    }
+    const std::string a = p + "self_attn.";
+    w.qkv = stack({{a + "q_proj.weight", q_out}, {a + "k_proj.weight", kv_out}, {a + "v_proj.weight", kv_out}}, hidden);
+    if (cfg_.qkv_bias)
+      w.qkv_bias = stack({{a + "q_proj.bias", q_out}, {a + "k_proj.bias", kv_out}, {a + "v_proj.bias", kv_out}}, 0);
     w.o = fetch(p + "self_attn.o_proj.weight", {hidden, q_out});
     if (cfg_.o_bias) w.o_bias = fetch(p + "self_attn.o_proj.bias", {hidden});
     w.post_norm = fetch(p + "post_attention_layernorm.weight", {hidden});
-    w.gate = fetch(p + "mlp.gate_proj.weight", {inter, hidden});
-    w.up = fetch(p + "mlp.up_proj.weight", {inter, hidden});
+    w.gate_up = stack({{p + "mlp.gate_proj.weight", inter}, {p + "mlp.up_proj.weight", inter}}, hidden);
+    if (failed.empty()) {
+      w.gate = w.gate_up.rows(0, inter);
+      w.up = w.gate_up.rows(inter, inter);
+    }
     w.down = fetch(p + "mlp.down_proj.weight", {hidden, inter});
     layers_.push_back(std::move(w));
   }
@@ -144,7 +164,7 @@ std::unique_ptr<kv_cache> llama_model::make_kv_cache_for_tokens(int64_t tokens, 
 
 // Activation buffers of one step, sized by its token count.
 struct llama_model::step_buffers {
-  tensor residual, x, q, k, v, attn, h, gate, up, act, picked;
+  tensor residual, x, qkv, q, attn, h, gate_up, act, picked;
 };
 
 llama_model::llama_model(const config::model_config& cfg, kernels::backend& be) : cfg_(cfg), be_(be) {
@@ -162,12 +182,10 @@ llama_model::step_buffers& llama_model::buffers_for(int64_t tokens) {
     w.residual = be_.alloc({tokens, hidden});
     w.x = be_.alloc({tokens, hidden});
     w.h = be_.alloc({tokens, hidden});
+    w.qkv = be_.alloc({tokens, cfg_.num_attention_heads + 2 * cfg_.num_key_value_heads, dim});
     w.q = be_.alloc({tokens, cfg_.num_attention_heads, dim});
     w.attn = be_.alloc({tokens, cfg_.num_attention_heads, dim});
-    w.k = be_.alloc({tokens, cfg_.num_key_value_heads, dim});
-    w.v = be_.alloc({tokens, cfg_.num_key_value_heads, dim});
-    w.gate = be_.alloc({tokens, inter});
-    w.up = be_.alloc({tokens, inter});
+    w.gate_up = be_.alloc({tokens, 2 * inter});
     w.act = be_.alloc({tokens, inter});
     w.picked = be_.alloc({tokens, hidden});
     workspace_tokens_ = tokens;
@@ -229,18 +247,14 @@ void llama_model::run_layer(int64_t layer, step_buffers& buf, const step_indices
     be_.rms_norm(buf.residual, w.input_norm, eps, buf.x);
   else
     be_.add_rms_norm(buf.h, buf.residual, w.input_norm, eps, buf.x);
-  be_.matmul(buf.x, w.q, cfg_.qkv_bias ? &w.q_bias : nullptr, buf.q);
-  be_.matmul(buf.x, w.k, cfg_.qkv_bias ? &w.k_bias : nullptr, buf.k);
-  be_.matmul(buf.x, w.v, cfg_.qkv_bias ? &w.v_bias : nullptr, buf.v);
-  be_.rope_write_kv(buf.q, buf.k, buf.v, in.positions, inv_freq_, in.slots, cache.keys(layer),
-                    cache.values(layer));
+  be_.matmul(buf.x, w.qkv, cfg_.qkv_bias ? &w.qkv_bias : nullptr, buf.qkv);
+  be_.rope_write_kv(buf.qkv, buf.q, in.positions, inv_freq_, in.slots, cache.keys(layer), cache.values(layer));
   be_.paged_attention(buf.q, cache.keys(layer), cache.values(layer), in.batch, buf.attn);
   be_.matmul(buf.attn, w.o, cfg_.o_bias ? &w.o_bias : nullptr, buf.h);
   be_.add_rms_norm(buf.h, buf.residual, w.post_norm, eps, buf.x);
   if (!be_.gated_matmul(buf.x, w.gate, w.up, buf.act)) {
-    be_.matmul(buf.x, w.gate, nullptr, buf.gate);
-    be_.matmul(buf.x, w.up, nullptr, buf.up);
-    be_.silu_and_mul(buf.gate, buf.up, buf.act);
+    be_.matmul(buf.x, w.gate_up, nullptr, buf.gate_up);
+    be_.silu_and_mul(buf.gate_up, buf.act);
   }
   be_.matmul(buf.act, w.down, nullptr, buf.h);
 }
@@ -255,10 +269,9 @@ expected<std::vector<float>> llama_model::forward(const step_input& in, kv_cache
 
 kernels::tensor llama_model::run_step(const step_indices& in, int64_t tokens, int64_t rows, kv_cache& cache) {
   step_buffers& all = buffers_for(tokens);
-  step_buffers buf{all.residual.rows(0, tokens), all.x.rows(0, tokens), all.q.rows(0, tokens),
-                   all.k.rows(0, tokens), all.v.rows(0, tokens), all.attn.rows(0, tokens),
-                   all.h.rows(0, tokens), all.gate.rows(0, tokens), all.up.rows(0, tokens),
-                   all.act.rows(0, tokens), all.picked.rows(0, rows)};
+  step_buffers buf{all.residual.rows(0, tokens), all.x.rows(0, tokens), all.qkv.rows(0, tokens),
+                   all.q.rows(0, tokens),        all.attn.rows(0, tokens), all.h.rows(0, tokens),
+                   all.gate_up.rows(0, tokens),  all.act.rows(0, tokens),  all.picked.rows(0, rows)};
   be_.embedding(embed_, in.ids, buf.residual);
   for (int64_t l = 0; l < cfg_.num_hidden_layers; ++l) run_layer(l, buf, in, cache, l == 0);
   be_.add_rms_norm(buf.h, buf.residual, final_norm_, static_cast<float>(cfg_.rms_norm_eps), buf.x);

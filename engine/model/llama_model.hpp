@@ -81,7 +81,9 @@ class llama_model {
 
  private:
   struct layer_weights {
-    kernels::tensor input_norm, q, k, v, q_bias, k_bias, v_bias, o, o_bias, post_norm, gate, up, down;
+    // qkv stacks the q, k and v projections (rows q_out + 2 kv_out) and gate_up the gate and up ones
+    // (2 x intermediate rows), each one product; gate and up are views of gate_up's halves.
+    kernels::tensor input_norm, qkv, qkv_bias, o, o_bias, post_norm, gate_up, gate, up, down;
   };
   struct step_buffers;
   /// The index inputs of a step in the backend's memory.

@@ -25,20 +25,18 @@ void rotate_head(float* x, const float* cos_t, const float* sin_t, int64_t half)
 
 }  // namespace
 
-void cpu_backend::rope_write_kv(tensor& q, tensor& k, const tensor& v, const index_tensor& positions,
-                                const tensor& inv_freq, const index_tensor& slot_mapping,
-                                tensor& k_cache, tensor& v_cache) {
+void cpu_backend::rope_write_kv(const tensor& qkv, tensor& q, const index_tensor& positions, const tensor& inv_freq,
+                                const index_tensor& slot_mapping, tensor& k_cache, tensor& v_cache) {
   const int64_t tokens = q.dims[0], heads = q.dims[1], head_dim = q.dims[2];
-  const int64_t kv_heads = k.dims[1], half = head_dim / 2;
+  const int64_t kv_heads = k_cache.dims[2], half = head_dim / 2;
   const int64_t num_slots = k_cache.dims[0] * k_cache.dims[1];
-  TROUPE_CHECK(q.dims.rank() == 3 && k.dims.rank() == 3 && k.dims[0] == tokens);
-  TROUPE_CHECK(k.dims[2] == head_dim && v.numel() == k.numel() && inv_freq.numel() == half);
+  TROUPE_CHECK(q.dims.rank() == 3 && qkv.dims.rank() == 3 && qkv.dims[0] == tokens);
+  TROUPE_CHECK(qkv.dims[1] == heads + 2 * kv_heads && qkv.dims[2] == head_dim && inv_freq.numel() == half);
   TROUPE_CHECK(positions.numel() == tokens && slot_mapping.numel() == tokens);
-  TROUPE_CHECK(k_cache.dims.rank() == 4 && k_cache.dims[2] == kv_heads && k_cache.dims[3] == head_dim);
-  TROUPE_CHECK(v_cache.dims == k_cache.dims);
+  TROUPE_CHECK(k_cache.dims.rank() == 4 && k_cache.dims[3] == head_dim && v_cache.dims == k_cache.dims);
   std::vector<float> cos_t(static_cast<size_t>(half)), sin_t(static_cast<size_t>(half));
   const float* freq = inv_freq.as<float>();
-  const int64_t kv_row = kv_heads * head_dim;
+  const int64_t q_row = heads * head_dim, kv_row = kv_heads * head_dim;
   for (int64_t t = 0; t < tokens; ++t) {
     // As Hugging Face: the angle is a float32 product, its cosine and sine taken in float32.
     float pos = static_cast<float>(positions.data[t]);
@@ -47,16 +45,17 @@ void cpu_backend::rope_write_kv(tensor& q, tensor& k, const tensor& v, const ind
       cos_t[static_cast<size_t>(i)] = std::cos(angle);
       sin_t[static_cast<size_t>(i)] = std::sin(angle);
     }
-    float* qt = q.as<float>() + t * heads * head_dim;
+    const float* row = qkv.as<float>() + t * (q_row + 2 * kv_row);
+    float* qt = q.as<float>() + t * q_row;
+    std::memcpy(qt, row, static_cast<size_t>(q_row) * sizeof(float));
     for (int64_t h = 0; h < heads; ++h) rotate_head(qt + h * head_dim, cos_t.data(), sin_t.data(), half);
-    float* kt = k.as<float>() + t * kv_row;
-    for (int64_t h = 0; h < kv_heads; ++h)
-      rotate_head(kt + h * head_dim, cos_t.data(), sin_t.data(), half);
     int32_t slot = slot_mapping.data[t];
     if (slot < 0) continue;
     TROUPE_CHECK(slot < num_slots);
-    std::memcpy(k_cache.as<float>() + slot * kv_row, kt, kv_row * sizeof(float));
-    std::memcpy(v_cache.as<float>() + slot * kv_row, v.as<float>() + t * kv_row, kv_row * sizeof(float));
+    float* kc = k_cache.as<float>() + slot * kv_row;
+    std::memcpy(kc, row + q_row, static_cast<size_t>(kv_row) * sizeof(float));
+    for (int64_t h = 0; h < kv_heads; ++h) rotate_head(kc + h * head_dim, cos_t.data(), sin_t.data(), half);
+    std::memcpy(v_cache.as<float>() + slot * kv_row, row + q_row + kv_row, static_cast<size_t>(kv_row) * sizeof(float));
   }
 }
 

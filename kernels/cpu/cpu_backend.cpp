@@ -77,6 +77,13 @@ tensor cpu_backend::upload_weight(dtype type, const void* host, shape dims) {
   return t;
 }
 
+tensor cpu_backend::alloc_weight(shape dims) { return make_f32(dims); }
+
+void cpu_backend::fill_weight(dtype type, const void* host, tensor& dst) {
+  TROUPE_CHECK(dst.type == dtype::f32);
+  to_float(type, host, dst.as<float>(), static_cast<size_t>(dst.numel()));
+}
+
 index_tensor cpu_backend::upload_indices(std::span<const int32_t> host, shape dims) {
   TROUPE_CHECK(static_cast<int64_t>(host.size()) == dims.numel());
   index_tensor t;
@@ -180,12 +187,15 @@ void cpu_backend::matmul(const tensor& x, const tensor& weight, const tensor* bi
   }
 }
 
-void cpu_backend::silu_and_mul(const tensor& gate, const tensor& up, tensor& out) {
-  TROUPE_CHECK(gate.numel() == up.numel() && out.numel() == gate.numel());
-  const float* g = gate.as<float>();
-  const float* u = up.as<float>();
-  float* o = out.as<float>();
-  for (int64_t i = 0; i < gate.numel(); ++i) o[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+void cpu_backend::silu_and_mul(const tensor& gate_up, tensor& out) {
+  const int64_t rows = gate_up.dims.rows(), n = gate_up.dims.row_size() / 2;
+  TROUPE_CHECK(gate_up.dims.row_size() == 2 * n && out.numel() == rows * n);
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* g = gate_up.as<float>() + r * 2 * n;
+    const float* u = g + n;
+    float* o = out.as<float>() + r * n;
+    for (int64_t i = 0; i < n; ++i) o[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+  }
 }
 
 void cpu_backend::add(const tensor& a, const tensor& b, tensor& out) {

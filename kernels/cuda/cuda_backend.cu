@@ -187,29 +187,36 @@ tensor cuda_backend::alloc_zeroed(shape dims) {
 }
 
 tensor cuda_backend::upload_weight(dtype type, const void* host, shape dims) {
+  tensor t = alloc_weight(dims);
+  if (t.data != nullptr) fill_weight(type, host, t);
+  return t;
+}
+
+tensor cuda_backend::alloc_weight(shape dims) {
   // Vectors (norm weights, biases, RoPE frequencies) stay float32; matrices take the compute type.
-  const dtype store = dims.rank() <= 1 ? dtype::f32 : compute_;
-  tensor t = make_tensor(store, dims);
-  if (t.data == nullptr) return t;
-  const int64_t n = dims.numel();
+  return make_tensor(dims.rank() <= 1 ? dtype::f32 : compute_, dims);
+}
+
+void cuda_backend::fill_weight(dtype type, const void* host, tensor& dst) {
+  const int64_t n = dst.numel();
+  if (dst.data == nullptr || n == 0 || !ok()) return;
   if (dummy_) {
-    const bool vector = dims.rank() <= 1;
-    const float amplitude = vector ? 0.05f : 1.0f / std::sqrt(static_cast<float>(dims.row_size()));
-    TROUPE_CUDA_OK(fill_random(store, t.data, n, vector ? 1.0f : 0.0f, amplitude, dummy_seed_ * 1000003u + dummy_count_++,
-                               ctx_->stream));
-    return t;
+    const bool vector = dst.dims.rank() <= 1;
+    const float amplitude = vector ? 0.05f : 1.0f / std::sqrt(static_cast<float>(dst.dims.row_size()));
+    TROUPE_CUDA_OK(fill_random(dst.type, dst.data, n, vector ? 1.0f : 0.0f, amplitude,
+                               dummy_seed_ * 1000003u + dummy_count_++, ctx_->stream));
+    return;
   }
   TROUPE_CHECK(host != nullptr);
-  if (type == store) {
-    TROUPE_CUDA_OK(cudaMemcpyAsync(t.data, host, t.nbytes(), cudaMemcpyHostToDevice, ctx_->stream));
-    return t;
+  if (type == dst.type) {
+    TROUPE_CUDA_OK(cudaMemcpyAsync(dst.data, host, dst.nbytes(), cudaMemcpyHostToDevice, ctx_->stream));
+    return;
   }
   auto staging = device_bytes(static_cast<size_t>(n) * dtype_size(type));
-  if (staging == nullptr) return t;
+  if (staging == nullptr) return;
   TROUPE_CUDA_OK(cudaMemcpyAsync(staging.get(), host, static_cast<size_t>(n) * dtype_size(type),
                                  cudaMemcpyHostToDevice, ctx_->stream));
-  TROUPE_CUDA_OK(convert(type, staging.get(), store, t.data, n, ctx_->stream));
-  return t;
+  TROUPE_CUDA_OK(convert(type, staging.get(), dst.type, dst.data, n, ctx_->stream));
 }
 
 index_tensor cuda_backend::upload_indices(std::span<const int32_t> host, shape dims) {

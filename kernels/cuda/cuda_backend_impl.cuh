@@ -36,6 +36,8 @@ class cuda_backend final : public backend {
   tensor alloc(shape dims) override;
   tensor alloc_zeroed(shape dims) override;
   tensor upload_weight(dtype type, const void* host, shape dims) override;
+  tensor alloc_weight(shape dims) override;
+  void fill_weight(dtype type, const void* host, tensor& dst) override;
   index_tensor upload_indices(std::span<const int32_t> host, shape dims) override;
   void copy_to_device(std::span<const float> host, tensor& dst) override;
   void copy_to_host(const tensor& src, std::span<float> host) override;
@@ -45,12 +47,12 @@ class cuda_backend final : public backend {
   void rms_norm(const tensor& x, const tensor& weight, float eps, tensor& out) override;
   void add_rms_norm(const tensor& x, tensor& residual, const tensor& weight, float eps, tensor& out) override;
   void matmul(const tensor& x, const tensor& weight, const tensor* bias, tensor& out) override;
-  void rope_write_kv(tensor& q, tensor& k, const tensor& v, const index_tensor& positions, const tensor& inv_freq,
+  void rope_write_kv(const tensor& qkv, tensor& q, const index_tensor& positions, const tensor& inv_freq,
                      const index_tensor& slot_mapping, tensor& k_cache, tensor& v_cache) override;
   void paged_attention(const tensor& q, const tensor& k_cache, const tensor& v_cache, const attention_batch& batch,
                        tensor& out) override;
   bool gated_matmul(const tensor& x, const tensor& gate, const tensor& up, tensor& out) override;
-  void silu_and_mul(const tensor& gate, const tensor& up, tensor& out) override;
+  void silu_and_mul(const tensor& gate_up, tensor& out) override;
   void add(const tensor& a, const tensor& b, tensor& out) override;
   void gather_rows(const tensor& x, const index_tensor& rows, tensor& out) override;
   /// Samples on the GPU; only tokens and requested logprobs come back (kernels/cuda/sample.cu).

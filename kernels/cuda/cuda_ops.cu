@@ -97,23 +97,21 @@ void cuda_backend::matmul(const tensor& x, const tensor& weight, const tensor* b
   if (has_bias) TROUPE_CUDA_OK(add_bias(compute_, out.data, bias->as<float>(), m, n, stream()));
 }
 
-void cuda_backend::rope_write_kv(tensor& q, tensor& k, const tensor& v, const index_tensor& positions,
-                                 const tensor& inv_freq, const index_tensor& slot_mapping, tensor& k_cache,
-                                 tensor& v_cache) {
-  TROUPE_CHECK(q.dims.rank() == 3 && k.dims.rank() == 3 && k.dims[0] == q.dims[0]);
-  const int64_t tokens = q.dims[0], head_dim = q.dims[2];
-  TROUPE_CHECK(k.dims[2] == head_dim && v.numel() == k.numel() && inv_freq.numel() == head_dim / 2);
-  TROUPE_CHECK(inv_freq.type == dtype::f32 && q.type == compute_ && k.type == compute_ && v.type == compute_);
+void cuda_backend::rope_write_kv(const tensor& qkv, tensor& q, const index_tensor& positions, const tensor& inv_freq,
+                                 const index_tensor& slot_mapping, tensor& k_cache, tensor& v_cache) {
+  TROUPE_CHECK(q.dims.rank() == 3 && qkv.dims.rank() == 3 && qkv.dims[0] == q.dims[0] && k_cache.dims.rank() == 4);
+  const int64_t tokens = q.dims[0], heads = q.dims[1], head_dim = q.dims[2], kv_heads = k_cache.dims[2];
+  TROUPE_CHECK(qkv.dims[1] == heads + 2 * kv_heads && qkv.dims[2] == head_dim && inv_freq.numel() == head_dim / 2);
+  TROUPE_CHECK(inv_freq.type == dtype::f32 && q.type == compute_ && qkv.type == compute_);
   TROUPE_CHECK(positions.numel() == tokens && slot_mapping.numel() == tokens);
-  TROUPE_CHECK(k_cache.dims.rank() == 4 && k_cache.dims[2] == k.dims[1] && k_cache.dims[3] == head_dim);
-  TROUPE_CHECK(v_cache.dims == k_cache.dims && k_cache.type == compute_ && v_cache.type == compute_);
+  TROUPE_CHECK(k_cache.dims[3] == head_dim && v_cache.dims == k_cache.dims && k_cache.type == compute_ &&
+               v_cache.type == compute_);
   flush();
   if (!ok()) return;
   profile_scope timing(*this, "rope_write_kv");
   rope_kv_args a;
+  a.qkv = qkv.data;
   a.q = q.data;
-  a.k = k.data;
-  a.v = v.data;
   a.positions = positions.data;
   a.inv_freq = inv_freq.as<float>();
   a.slots = slot_mapping.data;
@@ -121,8 +119,8 @@ void cuda_backend::rope_write_kv(tensor& q, tensor& k, const tensor& v, const in
   a.v_cache = v_cache.data;
   a.tokens = tokens;
   a.num_slots = k_cache.dims[0] * k_cache.dims[1];
-  a.heads = static_cast<int>(q.dims[1]);
-  a.kv_heads = static_cast<int>(k.dims[1]);
+  a.heads = static_cast<int>(heads);
+  a.kv_heads = static_cast<int>(kv_heads);
   a.head_dim = static_cast<int>(head_dim);
   TROUPE_CUDA_OK(cuda::rope_write_kv(compute_, a, stream()));
 }
@@ -217,13 +215,14 @@ bool cuda_backend::gated_matmul(const tensor& x, const tensor& gate, const tenso
   return true;
 }
 
-void cuda_backend::silu_and_mul(const tensor& gate, const tensor& up, tensor& out) {
-  TROUPE_CHECK(gate.numel() == up.numel() && out.numel() == gate.numel());
-  TROUPE_CHECK(gate.type == compute_ && up.type == compute_ && out.type == compute_);
+void cuda_backend::silu_and_mul(const tensor& gate_up, tensor& out) {
+  const int64_t rows = gate_up.dims.rows(), n = gate_up.dims.row_size() / 2;
+  TROUPE_CHECK(gate_up.dims.row_size() == 2 * n && out.numel() == rows * n);
+  TROUPE_CHECK(gate_up.type == compute_ && out.type == compute_);
   flush();
   if (!ok()) return;
   profile_scope timing(*this, "silu_and_mul");
-  TROUPE_CUDA_OK(cuda::silu_and_mul(compute_, gate.data, up.data, out.data, gate.numel(), stream()));
+  TROUPE_CUDA_OK(cuda::silu_and_mul(compute_, gate_up.data, out.data, rows, n, stream()));
 }
 
 void cuda_backend::add(const tensor& a, const tensor& b, tensor& out) {

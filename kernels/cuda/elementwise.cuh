@@ -9,8 +9,9 @@
 
 namespace troupe::kernels::cuda {
 
-/// out = silu(gate) * up, n elements of `type`, computed in float32 and rounded once.
-cudaError_t silu_and_mul(dtype type, const void* gate, const void* up, void* out, int64_t n, cudaStream_t stream);
+/// out[r, i] = silu(gate_up[r, i]) * gate_up[r, n + i] for rows x n outputs of `type` (each row of
+/// gate_up holds 2n: the gate values, then the up values), computed in float32 and rounded once.
+cudaError_t silu_and_mul(dtype type, const void* gate_up, void* out, int64_t rows, int64_t n, cudaStream_t stream);
 
 /// out = a + b, n elements; out may alias a or b.
 cudaError_t add(dtype type, const void* a, const void* b, void* out, int64_t n, cudaStream_t stream);

@@ -10,9 +10,8 @@
 namespace troupe::kernels::cuda {
 
 struct rope_kv_args {
-  void* q = nullptr;             ///< [tokens, heads, head_dim], rotated in place
-  void* k = nullptr;             ///< [tokens, kv_heads, head_dim], rotated in place
-  const void* v = nullptr;       ///< [tokens, kv_heads, head_dim]
+  const void* qkv = nullptr;        ///< [tokens, heads + 2 * kv_heads, head_dim]: q heads, k heads, v heads
+  void* q = nullptr;                ///< [tokens, heads, head_dim]: the rotated queries
   const int32_t* positions = nullptr;
   const float* inv_freq = nullptr;  ///< [head_dim / 2], float32
   const int32_t* slots = nullptr;   ///< [tokens]; negative: no cache write
@@ -23,7 +22,8 @@ struct rope_kv_args {
 };
 
 /// Rotate-half RoPE (Hugging Face Llama layout) at angle positions[t] * inv_freq[i], computed in
-/// float32 with accurate sine and cosine, then the cache writes. Slots past num_slots are skipped.
+/// float32 with accurate sine and cosine: rotated queries to q, rotated keys and the values to the
+/// cache. Slots past num_slots are skipped.
 cudaError_t rope_write_kv(dtype type, const rope_kv_args& a, cudaStream_t stream);
 
 }  // namespace troupe::kernels::cuda

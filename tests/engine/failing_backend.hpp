@@ -38,6 +38,8 @@ class failing_backend final : public kernels::backend {
   kernels::tensor upload_weight(kernels::dtype t, const void* h, kernels::shape d) override {
     return inner_.upload_weight(t, h, d);
   }
+  kernels::tensor alloc_weight(kernels::shape d) override { return inner_.alloc_weight(d); }
+  void fill_weight(kernels::dtype t, const void* h, kernels::tensor& dst) override { inner_.fill_weight(t, h, dst); }
   kernels::index_tensor upload_indices(std::span<const int32_t> h, kernels::shape d) override {
     return inner_.upload_indices(h, d);
   }
@@ -64,18 +66,16 @@ class failing_backend final : public kernels::backend {
               kernels::tensor& o) override {
     inner_.matmul(x, w, b, o);
   }
-  void rope_write_kv(kernels::tensor& q, kernels::tensor& k, const kernels::tensor& v,
-                     const kernels::index_tensor& p, const kernels::tensor& f, const kernels::index_tensor& s,
-                     kernels::tensor& kc, kernels::tensor& vc) override {
-    inner_.rope_write_kv(q, k, v, p, f, s, kc, vc);
+  void rope_write_kv(const kernels::tensor& qkv, kernels::tensor& q, const kernels::index_tensor& p,
+                     const kernels::tensor& f, const kernels::index_tensor& s, kernels::tensor& kc,
+                     kernels::tensor& vc) override {
+    inner_.rope_write_kv(qkv, q, p, f, s, kc, vc);
   }
   void paged_attention(const kernels::tensor& q, const kernels::tensor& k, const kernels::tensor& v,
                        const kernels::attention_batch& b, kernels::tensor& o) override {
     inner_.paged_attention(q, k, v, b, o);
   }
-  void silu_and_mul(const kernels::tensor& g, const kernels::tensor& u, kernels::tensor& o) override {
-    inner_.silu_and_mul(g, u, o);
-  }
+  void silu_and_mul(const kernels::tensor& gu, kernels::tensor& o) override { inner_.silu_and_mul(gu, o); }
   void add(const kernels::tensor& a, const kernels::tensor& b, kernels::tensor& o) override { inner_.add(a, b, o); }
   void gather_rows(const kernels::tensor& x, const kernels::index_tensor& r, kernels::tensor& o) override {
     if (plan_->delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(plan_->delay_ms));

@@ -158,10 +158,21 @@ TEST_CASE("embedding, gather_rows, silu_and_mul and add") {
       REQUIRE(gp[r * hidden + size_t(i)] == got[size_t(rows[r]) * hidden + size_t(i)]);
 
   auto gv = random_values(31, rng, -6, 6), uv = random_values(31, rng, -2, 2);
-  tensor g = upload(*be, gv, {31}), u = upload(*be, uv, {31}), o = be->alloc({31});
-  be->silu_and_mul(g, u, o);
-  std::vector<double> want(31);
-  for (size_t i = 0; i < 31; ++i) want[i] = gv[i] / (1.0 + std::exp(-double(gv[i]))) * uv[i];
+  tensor g = upload(*be, gv, {31}), u = upload(*be, uv, {31});
+  // silu_and_mul over rows of [gate | up]: three rows of 2 x 31, row r holding gate * (r + 1).
+  std::vector<float> gate_up;
+  for (int r = 0; r < 3; ++r) {
+    for (float x : gv) gate_up.push_back(x * float(r + 1));
+    gate_up.insert(gate_up.end(), uv.begin(), uv.end());
+  }
+  tensor gu = upload(*be, gate_up, {3, 62}), o = be->alloc({3, 31});
+  be->silu_and_mul(gu, o);
+  std::vector<double> want;
+  for (int r = 0; r < 3; ++r)
+    for (size_t i = 0; i < 31; ++i) {
+      const double x = double(gv[i]) * (r + 1);
+      want.push_back(x / (1.0 + std::exp(-x)) * uv[i]);
+    }
   require_close(download(*be, o), want, 1e-6);
 
   be->add(g, u, g);  // in place

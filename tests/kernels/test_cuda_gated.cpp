@@ -1,12 +1,12 @@
-// The fused gate/up projection with SiLU (decode's MLP input) against the CPU's matmul, matmul,
-// silu_and_mul, and against the CUDA backend's own unfused ops.
+// The fused gate/up projection with SiLU (decode's MLP input) against the CPU's product with the
+// stacked gate and up weights and silu_and_mul, and against the CUDA backend's own unfused ops.
 #include <cmath>
 
 #include "tests/kernels/test_cuda_util.hpp"
 
 using namespace troupe::cuda_test;
 
-TEST_CASE("cuda gated_matmul equals matmul, matmul and silu_and_mul", "[cuda]") {
+TEST_CASE("cuda gated_matmul equals the stacked product and silu_and_mul", "[cuda]") {
   struct shape_case {
     int64_t k, n;
   };
@@ -21,25 +21,29 @@ TEST_CASE("cuda gated_matmul equals matmul, matmul and silu_and_mul", "[cuda]") 
       auto x = rounded(*gpu, random_values(size_t(c.k), rng));
       auto gate = rounded(*gpu, random_values(size_t(c.n * c.k), rng, 2.0f / std::sqrt(float(c.k))));
       auto up = rounded(*gpu, random_values(size_t(c.n * c.k), rng, 1.0f / std::sqrt(float(c.k))));
+      // As the model holds them: one weight of gate rows then up rows, gate and up its halves.
+      auto stacked = [&](backend& be) {
+        auto w = be.alloc_weight({2 * c.n, c.k});
+        auto g = w.rows(0, c.n), u = w.rows(c.n, c.n);
+        be.fill_weight(dtype::f32, gate.data(), g);
+        be.fill_weight(dtype::f32, up.data(), u);
+        return w;
+      };
       auto gx = upload(*gpu, x, {1, c.k});
-      auto gg = gpu->upload_weight(dtype::f32, gate.data(), {c.n, c.k});
-      auto gu = gpu->upload_weight(dtype::f32, up.data(), {c.n, c.k});
+      auto gw = stacked(*gpu);
       auto fused = poisoned(*gpu, {1, c.n});
-      REQUIRE(gpu->gated_matmul(gx, gg, gu, fused));
-      auto g1 = gpu->alloc({1, c.n}), u1 = gpu->alloc({1, c.n}), unfused = poisoned(*gpu, {1, c.n});
-      gpu->matmul(gx, gg, nullptr, g1);
-      gpu->matmul(gx, gu, nullptr, u1);
-      gpu->silu_and_mul(g1, u1, unfused);
+      REQUIRE(gpu->gated_matmul(gx, gw.rows(0, c.n), gw.rows(c.n, c.n), fused));
+      auto gu1 = gpu->alloc({1, 2 * c.n}), unfused = poisoned(*gpu, {1, c.n});
+      gpu->matmul(gx, gw, nullptr, gu1);
+      gpu->silu_and_mul(gu1, unfused);
 
       auto cx = upload(*cpu, x, {1, c.k});
-      auto cg = cpu->upload_weight(dtype::f32, gate.data(), {c.n, c.k});
-      auto cu = cpu->upload_weight(dtype::f32, up.data(), {c.n, c.k});
+      auto cw = stacked(*cpu);
       auto out = cpu->alloc({1, c.n});
-      CHECK_FALSE(cpu->gated_matmul(cx, cg, cu, out));  // no fused form: the caller runs the three ops
-      auto c1 = cpu->alloc({1, c.n}), c2 = cpu->alloc({1, c.n});
-      cpu->matmul(cx, cg, nullptr, c1);
-      cpu->matmul(cx, cu, nullptr, c2);
-      cpu->silu_and_mul(c1, c2, out);
+      CHECK_FALSE(cpu->gated_matmul(cx, cw.rows(0, c.n), cw.rows(c.n, c.n), out));  // no fused form
+      auto cu1 = cpu->alloc({1, 2 * c.n});
+      cpu->matmul(cx, cw, nullptr, cu1);
+      cpu->silu_and_mul(cu1, out);
 
       const auto f = download(*gpu, fused), u = download(*gpu, unfused), want = download(*cpu, out);
       CHECK(max_rel_error(f, want) < tolerance(ct));
