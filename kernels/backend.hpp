@@ -26,9 +26,10 @@ struct attention_batch {
   int32_t max_seq_len = 0;
   int32_t sliding_window = 0;    ///< 0: full causal attention; else a query at p sees keys > p - window
   float scale = 1.0f;            ///< softmax scale, usually 1 / sqrt(head_dim)
-  /// Optional, for a step that mixes decodes with prompt chunks: the sequences with exactly one new
-  /// row and the others (together every sequence, each once). A backend may serve the two sets with
-  /// different kernels; it may also ignore them.
+  /// Optional: the sequences with exactly one new row, longest context first, and the others
+  /// (together every sequence, each once; prefill_seqs empty when every sequence decodes). A
+  /// backend may serve the two sets with different kernels and use the order to start the longest
+  /// work first; it may also ignore them.
   index_tensor decode_seqs;
   index_tensor prefill_seqs;
 };

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <numeric>
 
 #include "engine/model/llama_model.hpp"
 
@@ -20,10 +21,10 @@ int32_t padded_batch(int32_t seqs) {
 
 // Where each input sits in graph_inputs_ for a graph of `batch` rows and `width` blocks per table.
 struct layout {
-  int64_t ids, positions, slots, qsl, seq_lens, rows, tables, end;
+  int64_t ids, positions, slots, qsl, seq_lens, rows, order, tables, end;
   layout(int64_t batch, int64_t width)
       : ids(0), positions(batch), slots(2 * batch), qsl(3 * batch), seq_lens(4 * batch + 1),
-        rows(5 * batch + 1), tables(6 * batch + 1), end(6 * batch + 1 + batch * width) {}
+        rows(5 * batch + 1), order(6 * batch + 1), tables(7 * batch + 1), end(7 * batch + 1 + batch * width) {}
 };
 
 kernels::index_tensor view(const kernels::index_tensor& all, int64_t offset, kernels::shape dims) {
@@ -81,6 +82,7 @@ std::optional<expected<kernels::tensor>> llama_model::forward_graph(const step_i
   idx.batch.query_start_loc = view(graph_inputs_, at.qsl, kernels::shape{key.batch + 1});
   idx.batch.seq_lens = view(graph_inputs_, at.seq_lens, kernels::shape{key.batch});
   idx.batch.block_tables = view(graph_inputs_, at.tables, kernels::shape{key.batch, width});
+  idx.batch.decode_seqs = view(graph_inputs_, at.order, kernels::shape{key.batch});
   idx.batch.max_query_len = 1;
   idx.batch.max_seq_len = key.max_len;
   idx.batch.sliding_window = static_cast<int32_t>(cfg_.sliding_window);
@@ -116,6 +118,11 @@ std::optional<expected<kernels::tensor>> llama_model::forward_graph(const step_i
   put(at.seq_lens, in.seq_lens);
   std::fill(graph_host_.begin() + at.seq_lens + seqs, graph_host_.begin() + at.seq_lens + key.batch, 1);
   put(at.rows, in.logits_indices);
+  graph_order_.resize(size_t(seqs));  // the sequences longest first, then the padding rows
+  std::iota(graph_order_.begin(), graph_order_.end(), 0);
+  longest_first(graph_order_, in.seq_lens);
+  for (int32_t s = seqs; s < key.batch; ++s) graph_order_.push_back(s);
+  put(at.order, graph_order_);
   for (int32_t r = rows; r < key.batch; ++r) graph_host_[size_t(at.rows + r)] = r;
   for (int32_t s = 0; s < seqs; ++s) {
     const auto from = in.block_tables.begin() + ptrdiff_t(s) * in.max_blocks_per_seq;

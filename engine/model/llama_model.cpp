@@ -283,6 +283,12 @@ kernels::tensor llama_model::run_step(const step_indices& in, int64_t tokens, in
   return out;
 }
 
+void longest_first(std::vector<int32_t>& seqs, const std::vector<int32_t>& seq_lens) {
+  std::stable_sort(seqs.begin(), seqs.end(), [&](int32_t a, int32_t b) {
+    return seq_lens[static_cast<size_t>(a)] > seq_lens[static_cast<size_t>(b)];
+  });
+}
+
 expected<kernels::tensor> llama_model::forward_device(const step_input& in, kv_cache& cache) {
   if (auto ok = check_input(in, cache); !ok) return ok.error();
   const int64_t tokens = in.num_tokens(), seqs = in.num_seqs();
@@ -306,15 +312,17 @@ expected<kernels::tensor> llama_model::forward_device(const step_input& in, kv_c
     batch.max_query_len = std::max(batch.max_query_len, in.query_start_loc[su + 1] - in.query_start_loc[su]);
     batch.max_seq_len = std::max(batch.max_seq_len, in.seq_lens[su]);
   }
-  if (batch.max_query_len > 1) {  // a step with prompt rows: which sequences decode and which do not
+  {  // which sequences decode (longest context first) and which do not
     std::vector<int32_t> singles, others;
     for (int32_t s = 0; s < seqs; ++s) {
       auto su = static_cast<size_t>(s);
       (in.query_start_loc[su + 1] - in.query_start_loc[su] == 1 ? singles : others).push_back(s);
     }
+    longest_first(singles, in.seq_lens);
     if (!singles.empty()) {
       batch.decode_seqs = be_.upload_indices(singles, kernels::shape{static_cast<int64_t>(singles.size())});
-      batch.prefill_seqs = be_.upload_indices(others, kernels::shape{static_cast<int64_t>(others.size())});
+      if (!others.empty())
+        batch.prefill_seqs = be_.upload_indices(others, kernels::shape{static_cast<int64_t>(others.size())});
     }
   }
   batch.sliding_window = static_cast<int32_t>(cfg_.sliding_window);

@@ -122,10 +122,13 @@ class llama_model {
   int64_t graph_block_size_ = 0;
   // The cache, workspace and logits buffers the graphs were recorded on (both buffers only grow).
   int64_t graph_buffers_[3] = {};
-  std::vector<int32_t> graph_host_;
+  std::vector<int32_t> graph_host_, graph_order_;
   int64_t workspace_tokens_ = 0;
   std::vector<layer_weights> layers_;
 };
+
+/// Orders sequence indices by their length in seq_lens, longest first (ties keep their order).
+void longest_first(std::vector<int32_t>& seqs, const std::vector<int32_t>& seq_lens);
 
 /// Fills in derived fields (head_dim from hidden / heads when 0) and checks that the shape makes
 /// sense for the forward pass (positive sizes, heads divisible by KV heads, even head_dim).

@@ -98,7 +98,7 @@ class cuda_backend final : public backend {
     tensor x, w, bias, out;
   };
   void flush();
-  void attention_rows_call(const attention_args& a);  // the per-row kernel with its split plan
+  void attention_rows_call(const attention_args& a, const char* label);  // the per-row kernel, split plan
   tensor make_tensor(dtype type, shape dims);
 
   std::shared_ptr<device_context> ctx_;

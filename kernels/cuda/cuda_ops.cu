@@ -165,7 +165,7 @@ void cuda_backend::paged_attention(const tensor& q, const tensor& k_cache, const
       d.seq_list = batch.decode_seqs.data;
       d.tokens = d.num_seqs = static_cast<int>(singles);
       d.max_query_len = 1;
-      attention_rows_call(d);
+      attention_rows_call(d, "attention (rows kernel, mixed step)");
       a.seq_list = batch.prefill_seqs.data;
       a.num_seqs = static_cast<int>(others);
     }
@@ -177,10 +177,14 @@ void cuda_backend::paged_attention(const tensor& q, const tensor& k_cache, const
     check(cudaErrorInvalidValue, "paged_attention: head_dim must be 8, 16, 32, 64, 128 or 256", __FILE__, __LINE__);
     return;
   }
-  attention_rows_call(a);
+  // A decode batch in the model's order, longest context first: the longest rows start first and
+  // the short ones fill in at the end (a block's work grows with its row's context).
+  if (a.max_query_len == 1 && a.tokens == a.num_seqs && batch.decode_seqs.numel() == a.num_seqs)
+    a.seq_list = batch.decode_seqs.data;
+  attention_rows_call(a, "attention (rows kernel)");
 }
 
-void cuda_backend::attention_rows_call(const attention_args& a) {
+void cuda_backend::attention_rows_call(const attention_args& a, const char* label) {
   const split_plan plan = plan_rows(a, num_sms_);
   std::shared_ptr<void> scratch;
   if (plan.scratch_floats > 0) {
@@ -197,7 +201,7 @@ void cuda_backend::attention_rows_call(const attention_args& a) {
     TROUPE_CUDA_OK(cudaMemsetAsync(split_counters_.get(), 0, static_cast<size_t>(plan.counters) * sizeof(int), stream()));
     split_counters_len_ = plan.counters;
   }
-  profile_scope timing(*this, a.seq_list != nullptr ? "attention (rows kernel, mixed step)" : "attention (rows kernel)");
+  profile_scope timing(*this, label);
   TROUPE_CUDA_OK(attention_rows(compute_, a, plan, static_cast<float*>(scratch.get()),
                                 static_cast<int*>(split_counters_.get()), stream()));
 }

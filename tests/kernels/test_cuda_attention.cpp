@@ -52,13 +52,12 @@ void check_case(backend& gpu, const attention_case& c, uint32_t seed) {
   const shape qdims{tokens, c.heads, c.dim};
   auto run = [&](backend& be, bool lists) {
     attention_batch batch;
-    if (lists && max_q > 1) {  // a mixed step's split: one-row sequences apart from the others
+    if (lists) {  // one-row sequences (longest first, as the model orders them) apart from the others
       std::vector<int32_t> singles, others;
       for (size_t s = 0; s < c.seqs.size(); ++s) (c.seqs[s].fresh == 1 ? singles : others).push_back(int32_t(s));
-      if (!singles.empty()) {
-        batch.decode_seqs = be.upload_indices(singles, {int64_t(singles.size())});
-        batch.prefill_seqs = be.upload_indices(others, {int64_t(others.size())});
-      }
+      std::stable_sort(singles.begin(), singles.end(), [&](int32_t a, int32_t b) { return lens[size_t(a)] > lens[size_t(b)]; });
+      if (!singles.empty()) batch.decode_seqs = be.upload_indices(singles, {int64_t(singles.size())});
+      if (!singles.empty() && !others.empty()) batch.prefill_seqs = be.upload_indices(others, {int64_t(others.size())});
     }
     batch.query_start_loc = be.upload_indices(qsl, {int64_t(qsl.size())});
     batch.seq_lens = be.upload_indices(lens, {int64_t(lens.size())});

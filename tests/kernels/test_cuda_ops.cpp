@@ -177,7 +177,8 @@ TEST_CASE("cuda rope_write_kv matches the CPU, cache writes included", "[cuda]")
     std::mt19937 rng(6);
     for (const auto& c : cases) {
       INFO(to_string(ct) << " tokens " << c.tokens << " heads " << c.heads << "/" << c.kv_heads << " dim " << c.dim);
-      const int64_t blocks = 8, block_size = 16, slots = blocks * block_size;
+      const int64_t block_size = 16, blocks = std::max<int64_t>(8, c.tokens / block_size + 2);
+      const int64_t slots = blocks * block_size;  // more slots than tokens: each token its own
       std::vector<float> freq(size_t(c.dim / 2));
       for (size_t i = 0; i < freq.size(); ++i) freq[i] = std::pow(10000.0f, -2.0f * float(i) / float(c.dim));
       std::vector<int32_t> positions(size_t(c.tokens)), slot(size_t(c.tokens));
