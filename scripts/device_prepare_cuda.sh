@@ -9,7 +9,7 @@ exclude=$(git rev-parse --git-path info/exclude)
 grep -qxF '/.device-cuda/' "$exclude" 2>/dev/null || echo '/.device-cuda/' >> "$exclude"
 cmake -S . -B build-cuda -DCMAKE_BUILD_TYPE=Release >/dev/null
 # TARGETS (default: every CUDA test, cuda_bench and troupe) picks what to build and carry.
-read -r -a targets <<< "${TARGETS:-kernels_test_cuda_ops kernels_test_cuda_attention kernels_test_cuda_model kernels_test_cuda_graphs kernels_test_cuda_batching kernels_test_cuda_gated kernels_test_cuda_sampling kernels_test_cuda_gemv_rope cuda_bench troupe}"
+read -r -a targets <<< "${TARGETS:-kernels_test_cuda_ops kernels_test_cuda_attention kernels_test_cuda_model kernels_test_cuda_graphs kernels_test_cuda_batching kernels_test_cuda_gated kernels_test_cuda_sampling cuda_bench troupe}"
 cmake --build build-cuda -j "${JOBS:-2}" --target "${targets[@]}" >/dev/null
 rm -rf .device-cuda && mkdir -p .device-cuda/bin .device-cuda/lib .device-cuda/peer
 for t in "${targets[@]}"; do

@@ -32,7 +32,7 @@ card=$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -
 echo "card: $card; commit $(cat .device-cuda/commit)"
 
 if [[ " $STEPS " == *" tests "* ]]; then
-  for t in kernels_test_cuda_ops kernels_test_cuda_attention kernels_test_cuda_model kernels_test_cuda_graphs kernels_test_cuda_batching kernels_test_cuda_gated kernels_test_cuda_sampling kernels_test_cuda_gemv_rope; do
+  for t in kernels_test_cuda_ops kernels_test_cuda_attention kernels_test_cuda_model kernels_test_cuda_graphs kernels_test_cuda_batching kernels_test_cuda_gated kernels_test_cuda_sampling; do
     [ -x "$bin/$t" ] || continue  # not carried this time (TARGETS)
     start=$(date +%s)
     if $bin/$t -s -r compact >"$OUT/$t.log" 2>&1; then s=pass; else s=FAIL; grep -B3 -A12 -E "FAILED|failed" "$OUT/$t.log" | head -60; fi

@@ -55,13 +55,6 @@ bool cuda_use_prefill_kernel(backend& be, bool on) {
   return true;
 }
 
-bool cuda_use_fused_rope(backend& be, bool on) {
-  auto* c = dynamic_cast<cuda::cuda_backend*>(&be);
-  if (c == nullptr) return false;
-  c->set_fused_rope(on);
-  return true;
-}
-
 bool cuda_profile(backend& be, bool on) {
   auto* c = dynamic_cast<cuda::cuda_backend*>(&be);
   if (c == nullptr) return false;
@@ -135,8 +128,6 @@ std::unique_ptr<cuda_backend> cuda_backend::create(int device, dtype compute, st
   if (prop.major < 9) older_cards.fetch_add(1);
   const char* pdl = std::getenv("TROUPE_PDL");
   set_dependent_launch(older_cards.load() == 0 && !(pdl != nullptr && std::string_view(pdl) == "0"));
-  const char* fused_rope = std::getenv("TROUPE_FUSED_ROPE");
-  be->fused_rope_ = !(fused_rope != nullptr && std::string_view(fused_rope) == "0");
   be->name_ = "cuda:" + std::to_string(device);
   return be;
 }

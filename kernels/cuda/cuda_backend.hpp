@@ -38,11 +38,6 @@ bool cuda_set_gemv_variant(backend& be, int variant);
 /// uses the tensor-core prefill kernel where head_dim allows, false the per-row kernel.
 bool cuda_use_prefill_kernel(backend& be, bool on);
 
-/// Whether a one-token q/k/v product (gemv) followed by rope_write_kv runs as one kernel with the
-/// rotation and the KV write in its epilogue (true, the default; TROUPE_FUSED_ROPE=0 at start-up
-/// turns it off) or as two. The values are the same. False for other backends.
-bool cuda_use_fused_rope(backend& be, bool on);
-
 /// Starts (true) or stops timing every op of a CUDA backend with CUDA events. False for other backends.
 bool cuda_profile(backend& be, bool on);
 

@@ -76,7 +76,6 @@ class cuda_backend final : public backend {
   }
   void set_gemv_variant(int v) { gemv_variant_ = v; }
   void set_prefill_kernel(bool on) { prefill_kernel_ = on; }
-  void set_fused_rope(bool on) { fused_rope_ = on; }
   cudaStream_t stream() const { return ctx_->stream; }
 
   /// Profiling: while on, every op is timed with CUDA events (see cuda_profile_report).
@@ -125,7 +124,6 @@ class cuda_backend final : public backend {
   std::vector<cudaEvent_t> spare_events_;
   cudaEvent_t take_event();
   bool prefill_kernel_ = true;
-  bool fused_rope_ = true;  // see cuda_use_fused_rope
   bool capturing_ = false;
   bool profiling_before_capture_ = false;
   std::vector<cudaGraphExec_t> graphs_;  // by id; null once released

@@ -4,7 +4,6 @@
 #include "kernels/cuda/elementwise.cuh"
 #include "kernels/cuda/embedding.cuh"
 #include "kernels/cuda/gemv.cuh"
-#include "kernels/cuda/gemv_rope.cuh"
 #include "kernels/cuda/rms_norm.cuh"
 #include "kernels/cuda/rope_kv.cuh"
 
@@ -107,18 +106,9 @@ void cuda_backend::rope_write_kv(const tensor& qkv, tensor& q, const index_tenso
   TROUPE_CHECK(positions.numel() == tokens && slot_mapping.numel() == tokens);
   TROUPE_CHECK(k_cache.dims[3] == head_dim && v_cache.dims == k_cache.dims && k_cache.type == compute_ &&
                v_cache.type == compute_);
-  // One token whose q/k/v product is still waiting as a gemv: the rotation and the cache write go
-  // into that product's epilogue.
-  const bool fuse = fused_rope_ && tokens == 1 && pending_.size() == 1 && pending_[0].out.data == qkv.data &&
-                    pending_[0].out.numel() == qkv.numel();
-  pending_gemv product;
-  if (fuse) {
-    product = pending_[0];
-    pending_.clear();
-  }
   flush();
   if (!ok()) return;
-  profile_scope timing(*this, fuse ? "matmul (q/k/v gemv + RoPE, KV write)" : "rope_write_kv");
+  profile_scope timing(*this, "rope_write_kv");
   rope_kv_args a;
   a.qkv = qkv.data;
   a.q = q.data;
@@ -132,11 +122,7 @@ void cuda_backend::rope_write_kv(const tensor& qkv, tensor& q, const index_tenso
   a.heads = static_cast<int>(heads);
   a.kv_heads = static_cast<int>(kv_heads);
   a.head_dim = static_cast<int>(head_dim);
-  if (fuse)
-    TROUPE_CUDA_OK(gemv_rope(compute_, product.x.data, product.w.data,
-                             product.bias.empty() ? nullptr : product.bias.as<float>(), product.x.numel(), a, stream()));
-  else
-    TROUPE_CUDA_OK(cuda::rope_write_kv(compute_, a, stream()));
+  TROUPE_CUDA_OK(cuda::rope_write_kv(compute_, a, stream()));
 }
 
 void cuda_backend::paged_attention(const tensor& q, const tensor& k_cache, const tensor& v_cache,

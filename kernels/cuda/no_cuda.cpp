@@ -26,8 +26,6 @@ bool cuda_set_gemv_variant(backend&, int) { return false; }
 
 bool cuda_use_prefill_kernel(backend&, bool) { return false; }
 
-bool cuda_use_fused_rope(backend&, bool) { return false; }
-
 bool cuda_profile(backend&, bool) { return false; }
 
 std::string cuda_profile_report(backend&) { return {}; }
