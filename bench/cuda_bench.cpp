@@ -83,6 +83,35 @@ double copy_bandwidth() {
   return median(rates);
 }
 
+// out[m, n] = x[m, k] · w[n, k]ᵀ in bf16 with float32 accumulation, called as the backend calls cuBLAS.
+void gemm_bf16(cublasHandle_t h, int n, int m, int k, const void* w, const void* x, void* out) {
+  const float alpha = 1, beta = 0;
+  cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, n, m, k, &alpha, w, CUDA_R_16BF, k, x, CUDA_R_16BF, k, &beta, out,
+               CUDA_R_16BF, n, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+}
+
+// Median seconds per call over `samples` event pairs (after `warm` more), each around `batch` calls
+// of call(i) issued back to back, as a graph issues them, so the host's launch time is not counted.
+template <class F>
+double median_call_seconds(int samples, int warm, int batch, F&& call) {
+  cudaEvent_t e0, e1;
+  cudaEventCreate(&e0);
+  cudaEventCreate(&e1);
+  std::vector<double> times;
+  for (int i = 0, issued = 0; i < warm + samples; ++i) {
+    cudaEventRecord(e0);
+    for (int j = 0; j < batch; ++j) call(issued++);
+    cudaEventRecord(e1);
+    cudaEventSynchronize(e1);
+    float ms = 0;
+    cudaEventElapsedTime(&ms, e0, e1);
+    if (i >= warm) times.push_back(ms * 1e-3 / batch);
+  }
+  cudaEventDestroy(e0);
+  cudaEventDestroy(e1);
+  return median(times);
+}
+
 // cuBLAS bf16 GEMM 8192 x 8192 x 8192 with float32 accumulation on random data; median of 10.
 double gemm_rate() {
   const int n = 8192;
@@ -94,23 +123,9 @@ double gemm_rate() {
   be->synchronize();
   cublasHandle_t h;
   cublasCreate(&h);
-  cudaEvent_t e0, e1;
-  cudaEventCreate(&e0);
-  cudaEventCreate(&e1);
-  const float alpha = 1, beta = 0;
-  std::vector<double> rates;
-  for (int i = 0; i < 12; ++i) {
-    cudaEventRecord(e0);
-    cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, n, n, n, &alpha, a.data, CUDA_R_16BF, n, b.data, CUDA_R_16BF, n, &beta,
-                 c.data, CUDA_R_16BF, n, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
-    cudaEventRecord(e1);
-    cudaEventSynchronize(e1);
-    float ms = 0;
-    cudaEventElapsedTime(&ms, e0, e1);
-    if (i >= 2) rates.push_back(2.0 * n * double(n) * n / (ms * 1e-3));
-  }
+  const double t = median_call_seconds(10, 2, 1, [&](int) { gemm_bf16(h, n, n, n, a.data, b.data, c.data); });
   cublasDestroy(h);
-  return median(rates);
+  return 2.0 * n * double(n) * n / t;
 }
 
 // The reference shape named on the command line (an unknown name ends the program).
@@ -402,10 +417,6 @@ void gemm_sweep() {
   kernels::cuda_set_dummy_weights(*be, 98);
   cublasHandle_t h;
   cublasCreate(&h);
-  cudaEvent_t e0, e1;
-  cudaEventCreate(&e0);
-  cudaEventCreate(&e1);
-  const float alpha = 1, beta = 0;
   struct nk {
     const char* name;
     int n, k;
@@ -413,7 +424,8 @@ void gemm_sweep() {
   const nk shapes[] = {{"q or o", 4096, 4096},  {"k (GQA)", 1024, 4096}, {"qkv MHA", 12288, 4096},
                        {"qkv GQA", 6144, 4096}, {"gate", 11008, 4096},  {"gate+up", 22016, 4096},
                        {"down", 4096, 11008}};
-  std::printf("\ncuBLAS GEMM sweep (bf16, float32 accumulation, CUBLAS_GEMM_DEFAULT), median of 20:\n");
+  std::printf("\ncuBLAS GEMM sweep (bf16, float32 accumulation, CUBLAS_GEMM_DEFAULT), median of 20 samples of 8 "
+              "calls back to back:\n");
   std::printf("| product | n | k | m | us | weight TB/s | TFLOP/s |\n| --- | --- | --- | --- | --- | --- | --- |\n");
   for (const auto& s : shapes) {
     // 8 copies of the weight, so consecutive calls miss L2 as a step's different layers do.
@@ -423,19 +435,8 @@ void gemm_sweep() {
       auto x = be->upload_weight(kernels::dtype::bf16, nullptr, {m, s.k});
       auto out = be->alloc({m, s.n});
       be->synchronize();
-      std::vector<double> times;
-      for (int i = 0; i < 24; ++i) {
-        const auto& w = ws[size_t(i % 8)];
-        cudaEventRecord(e0);
-        cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, s.n, m, s.k, &alpha, w.data, CUDA_R_16BF, s.k, x.data, CUDA_R_16BF,
-                     s.k, &beta, out.data, CUDA_R_16BF, s.n, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
-        cudaEventRecord(e1);
-        cudaEventSynchronize(e1);
-        float ms = 0;
-        cudaEventElapsedTime(&ms, e0, e1);
-        if (i >= 4) times.push_back(ms * 1e-3);
-      }
-      const double t = median(times);
+      const double t = median_call_seconds(
+          20, 4, 8, [&](int i) { gemm_bf16(h, s.n, m, s.k, ws[size_t(i % 8)].data, x.data, out.data); });
       std::printf("| %s | %d | %d | %d | %.1f | %.2f | %.0f |\n", s.name, s.n, s.k, m, t * 1e6,
                   2.0 * s.n * double(s.k) / t / 1e12, 2.0 * m * double(s.n) * s.k / t / 1e12);
     }
