@@ -1,8 +1,10 @@
 // The Llama-family forward pass: embedding, pre-norm attention and SwiGLU blocks, final norm, logits.
 #include "engine/model/llama_model.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <optional>
 #include <string_view>
 
 #include "engine/model/random_weights.hpp"
@@ -56,37 +58,38 @@ expected<void> llama_model::upload(const weight_getter& get, const load_progress
                         cfg_.num_hidden_layers * per_layer;
   int64_t done = 0;
   std::string failed;
-  auto fetch = [&](const std::string& name, const std::vector<int64_t>& dims) -> tensor {
-    if (!failed.empty()) return {};
+  // One checkpoint tensor from the getter (nothing after the first failure), counted for the progress.
+  auto read = [&](const std::string& name, const std::vector<int64_t>& dims) -> std::optional<host_weight> {
+    if (!failed.empty()) return std::nullopt;
     auto w = get(name, dims);
     if (!w) {
       failed = w.error().message;
-      return {};
+      return std::nullopt;
     }
-    kernels::shape s = dims.size() == 1 ? kernels::shape{dims[0]} : kernels::shape{dims[0], dims[1]};
-    tensor t = be_.upload_weight(w->type, w->data, s);
-    done += s.numel();
+    int64_t n = 1;
+    for (int64_t d : dims) n *= d;
+    done += n;
     if (progress) progress(std::min(done, total), total);
-    return t;
+    return *w;
   };
-  // Several checkpoint tensors stacked by rows into one weight (each [rows_i, cols], or vectors).
+  auto fetch = [&](const std::string& name, const std::vector<int64_t>& dims) -> tensor {
+    auto w = read(name, dims);
+    if (!w) return {};
+    return be_.upload_weight(w->type, w->data, dims.size() == 1 ? kernels::shape{dims[0]} : kernels::shape{dims[0], dims[1]});
+  };
+  // Several checkpoint tensors stacked by rows into one weight (each [rows_i, cols], or vectors when cols is 0).
   auto stack = [&](const std::vector<std::pair<std::string, int64_t>>& parts, int64_t cols) -> tensor {
+    if (!failed.empty()) return {};
     int64_t rows = 0;
     for (const auto& part : parts) rows += part.second;
     tensor all = be_.alloc_weight(cols > 0 ? kernels::shape{rows, cols} : kernels::shape{rows});
     int64_t at = 0;
     for (const auto& [name, n] : parts) {
-      if (!failed.empty()) return {};
-      auto w = get(name, cols > 0 ? std::vector<int64_t>{n, cols} : std::vector<int64_t>{n});
-      if (!w) {
-        failed = w.error().message;
-        return {};
-      }
+      auto w = read(name, cols > 0 ? std::vector<int64_t>{n, cols} : std::vector<int64_t>{n});
+      if (!w) return {};
       tensor range = all.rows(at, n);
       be_.fill_weight(w->type, w->data, range);
       at += n;
-      done += n * std::max<int64_t>(cols, 1);
-      if (progress) progress(std::min(done, total), total);
     }
     return all;
   };
@@ -283,7 +286,7 @@ kernels::tensor llama_model::run_step(const step_indices& in, int64_t tokens, in
   return out;
 }
 
-void longest_first(std::vector<int32_t>& seqs, const std::vector<int32_t>& seq_lens) {
+void llama_model::longest_first(std::vector<int32_t>& seqs, const std::vector<int32_t>& seq_lens) {
   std::stable_sort(seqs.begin(), seqs.end(), [&](int32_t a, int32_t b) {
     return seq_lens[static_cast<size_t>(a)] > seq_lens[static_cast<size_t>(b)];
   });

@@ -99,6 +99,8 @@ class llama_model {
   llama_model(const config::model_config& cfg, kernels::backend& be);
   expected<void> upload(const weight_getter& get, const load_progress& progress);
   expected<void> check_input(const step_input& input, const kv_cache& cache) const;
+  /// Orders sequence indices by their length in seq_lens, longest first (ties keep their order).
+  static void longest_first(std::vector<int32_t>& seqs, const std::vector<int32_t>& seq_lens);
   step_buffers& buffers_for(int64_t tokens);
   void run_layer(int64_t layer, step_buffers& buf, const step_indices& in, kv_cache& cache, bool first);
   /// Issues the whole step on the backend; returns the logits rows (a view of logits_).
@@ -126,9 +128,6 @@ class llama_model {
   int64_t workspace_tokens_ = 0;
   std::vector<layer_weights> layers_;
 };
-
-/// Orders sequence indices by their length in seq_lens, longest first (ties keep their order).
-void longest_first(std::vector<int32_t>& seqs, const std::vector<int32_t>& seq_lens);
 
 /// Fills in derived fields (head_dim from hidden / heads when 0) and checks that the shape makes
 /// sense for the forward pass (positive sizes, heads divisible by KV heads, even head_dim).

@@ -15,6 +15,7 @@
 #include "actors/runtime.hpp"
 #include "engine/core/llm.hpp"
 #include "kernels/cpu/cpu_backend.hpp"
+#include "tests/engine/bundled_model.hpp"
 #include "tests/engine/failing_backend.hpp"
 
 namespace troupe::test {
@@ -73,25 +74,23 @@ inline std::unique_ptr<runtime> start(const runtime_options& o) {
   return std::move(*rt);
 }
 
-/// The bundled model and tokenizer on a CPU backend, for engine::llm references.
+/// engine::llm over the bundled model (tests/engine/bundled_model.hpp): the reference runtime outputs
+/// must equal.
 struct reference_engine {
-  kernels::cpu::cpu_backend backend{1};
-  std::unique_ptr<engine::llama_model> model;
-  std::unique_ptr<engine::tokenizer> tok;
-  reference_engine() {
-    auto m = engine::llama_model::load(TROUPE_DEFAULT_MODEL, backend);
-    REQUIRE(m.has_value());
-    model = std::move(*m);
-    auto t = engine::tokenizer::load(TROUPE_DEFAULT_MODEL);
-    REQUIRE(t.has_value());
-    tok = std::make_unique<engine::tokenizer>(std::move(*t));
-  }
+  engine::tokenizer* tok = engine::testing::the().tok.get();
   std::vector<engine::llm_output> run(const std::vector<engine::llm_request>& in, const engine::llm_options& o) {
-    auto e = engine::llm::create(*model, *tok, o);
+    auto e = engine::llm::create(*engine::testing::the().model, *tok, o);
     REQUIRE(e.has_value());
     return (*e)->generate(in);
   }
 };
+
+inline reference_engine& ref() {
+  static reference_engine r;
+  return r;
+}
+
+using engine::testing::story_prompts;
 
 /// A greedy request for `prompt` of at most max_tokens tokens.
 inline submit_request greedy(const std::string& prompt, int64_t max_tokens) {
@@ -102,17 +101,6 @@ inline submit_request greedy(const std::string& prompt, int64_t max_tokens) {
   return r;
 }
 
-inline const std::vector<std::string>& story_prompts() {
-  static const std::vector<std::string> p = {
-      "Once upon a time",
-      "Once upon a time, there was a little girl named Lily. She loved to play with her toys.",
-      "Tom had a big red ball.",
-      "One day, a cat and a dog went to the park to play. The sun was shining and the birds sang.",
-      "The little bird",
-      "Sara and Ben were best friends. They liked to play in the garden every day after lunch.",
-  };
-  return p;
-}
 
 /// Options whose executors use failing_backend under `plan`.
 inline runtime_options with_plan(runtime_options o, std::shared_ptr<failure_plan> plan) {

@@ -8,11 +8,6 @@ using namespace troupe::test;
 
 namespace {
 
-reference_engine& ref() {
-  static reference_engine r;
-  return r;
-}
-
 std::vector<engine::llm_request> mixed_requests() {
   std::vector<engine::llm_request> in;
   for (size_t i = 0; i < 12; ++i) {

@@ -7,11 +7,6 @@ using namespace troupe::test;
 
 namespace {
 
-reference_engine& ref() {
-  static reference_engine r;
-  return r;
-}
-
 
 
 }  // namespace

@@ -1,11 +1,12 @@
-// Shared by engine tests: the bundled model and its tokenizer on a one-thread CPU backend, loaded
-// once per test program, and a request run alone through engine::generate (the reference that
-// batched runs must equal).
+// Shared by engine and actor tests: the bundled model and its tokenizer on a one-thread CPU backend,
+// loaded once per test program, prompts for it, and a request run alone through engine::generate
+// (the reference that batched runs must equal).
 #pragma once
 
 #include <catch2/catch.hpp>
 
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "engine/core/request.hpp"
@@ -31,6 +32,19 @@ struct bundled_model {
 inline bundled_model& the() {
   static bundled_model m;
   return m;
+}
+
+/// Prompts of the bundled model's kind of text, short and long, for batched runs.
+inline const std::vector<std::string>& story_prompts() {
+  static const std::vector<std::string> p = {
+      "Once upon a time",
+      "Once upon a time, there was a little girl named Lily. She loved to play with her toys.",
+      "Tom had a big red ball.",
+      "One day, a cat and a dog went to the park to play. The sun was shining and the birds sang.",
+      "The little bird",
+      "Sara and Ben were best friends. They liked to play in the garden every day after lunch.",
+  };
+  return p;
 }
 
 /// The same request run alone through engine::generate.

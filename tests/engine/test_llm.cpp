@@ -42,14 +42,7 @@ std::unique_ptr<llm> engine_with(llm_options o, block_hash_fn hash = xxh3_block_
   return std::move(*e);
 }
 
-const std::vector<std::string> prompts = {
-    "Once upon a time",
-    "Once upon a time, there was a little girl named Lily. She loved to play with her toys.",
-    "Tom had a big red ball.",
-    "One day, a cat and a dog went to the park to play. The sun was shining and the birds sang.",
-    "The little bird",
-    "Sara and Ben were best friends. They liked to play in the garden every day after lunch.",
-};
+const std::vector<std::string>& prompts = testing::story_prompts();
 
 void require_same(const llm_sample& got, const generate_result& want) {
   REQUIRE(got.output_ids == want.output_ids);

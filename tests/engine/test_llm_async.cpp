@@ -22,14 +22,7 @@ using testing::the;
 
 namespace {
 
-const std::vector<std::string> prompts = {
-    "Once upon a time",
-    "Once upon a time, there was a little girl named Lily. She loved to play with her toys.",
-    "Tom had a big red ball.",
-    "One day, a cat and a dog went to the park to play. The sun was shining and the birds sang.",
-    "The little bird",
-    "Sara and Ben were best friends. They liked to play in the garden every day after lunch.",
-};
+const std::vector<std::string>& prompts = testing::story_prompts();
 
 // A mix of every kind of request the engine serves.
 std::vector<llm_request> workload() {
