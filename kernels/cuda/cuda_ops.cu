@@ -19,6 +19,9 @@ cudaDataType_t blas_type(dtype t) {
   return CUDA_R_32F;
 }
 
+// The sequences an optional list of attention_batch names (none when it is absent).
+int64_t listed(const index_tensor& list) { return list.data != nullptr ? list.numel() : 0; }
+
 }  // namespace
 
 void cuda_backend::flush() {
@@ -157,7 +160,8 @@ void cuda_backend::paged_attention(const tensor& q, const tensor& k_cache, const
     return;
   }
   if (prefill_kernel_ && a.max_query_len > 1 && prefill_supported(compute_, a.head_dim)) {
-    const int64_t singles = batch.decode_seqs.numel(), others = batch.prefill_seqs.numel();
+    // An absent list is an empty index_tensor, whose shape (rank 0) still counts one element.
+    const int64_t singles = listed(batch.decode_seqs), others = listed(batch.prefill_seqs);
     if (singles > 0 && others > 0 && singles + others == a.num_seqs && rows_supported(a.head_dim)) {
       // A mixed step: the one-row sequences through the per-row kernel (split over long contexts,
       // several query heads per K/V load), only the prompt chunks through the prefill kernel's tiles.
@@ -179,7 +183,7 @@ void cuda_backend::paged_attention(const tensor& q, const tensor& k_cache, const
   }
   // A decode batch in the model's order, longest context first: the longest rows start first and
   // the short ones fill in at the end (a block's work grows with its row's context).
-  if (a.max_query_len == 1 && a.tokens == a.num_seqs && batch.decode_seqs.numel() == a.num_seqs)
+  if (a.max_query_len == 1 && a.tokens == a.num_seqs && listed(batch.decode_seqs) == a.num_seqs)
     a.seq_list = batch.decode_seqs.data;
   attention_rows_call(a, "attention (rows kernel)");
 }
