@@ -109,6 +109,25 @@ __global__ void __launch_bounds__(warps * 32)
     }
     cp_async_commit();
   };
+  // Before waiting for the kernels before it (programmatic dependent launch): the block table is the
+  // step's input, and the keys and values before this row's position were written by earlier
+  // steps, so the first tiles' pages are looked up and pulled into L2 while the kernel before ends
+  // (the row's own key and value, which it writes, may be pulled too: L2 stays coherent).
+#pragma unroll
+  for (int j = 0; j < S - 1; ++j) {
+    fetch_pages(j);
+    if (j < ntiles)
+#pragma unroll
+      for (int u = 0; u < U; ++u) {
+        const int p = kbeg + j * tile + u * subs + me;
+        if (p < kend) {
+          const int64_t off = ((int64_t{page[u]} * a.block_size + p % a.block_size) * a.kv_heads + g) * D + part * 8;
+          prefetch_l2(kc + off);
+          prefetch_l2(vc + off);
+        }
+      }
+  }
+  wait_for_inputs();
 #pragma unroll
   for (int j = 0; j < S - 1; ++j) {
     fetch_pages(j);
@@ -245,22 +264,41 @@ __global__ void __launch_bounds__(warps * 32)
   __syncthreads();
   if (!last) return;
   __threadfence();
+  // The weight of each split (2^(m_z - max m), in shared memory: at most 8 heads x 1,024 splits, which
+  // the pipeline's 32 KB hold) and each head's denominator first, a warp per head; then every output
+  // element sums its splits' partial sums with several loads in flight. A chain of dependent loads
+  // per split would make the combine a long tail for the short contexts of small batches.
   const float* ml = scratch + int64_t{a.tokens} * a.heads * num_splits * D;
+  float* weight = reinterpret_cast<float*>(smem);  // [hcount][num_splits]
+  __shared__ float inv_l[max_group];
+  for (int i = warp; i < hcount; i += warps) {
+    const int64_t row = int64_t{r} * a.heads + h0 + i;
+    float mx = -INFINITY;
+    for (int z = lane; z < num_splits; z += 32) {
+      const float mz = __ldcg(ml + (row * num_splits + z) * 2);
+      weight[i * num_splits + z] = mz;
+      mx = fmaxf(mx, mz);
+    }
+    mx = warp_max(mx);
+    float total_l = 0.0f;
+    for (int z = lane; z < num_splits; z += 32) {
+      const float mz = weight[i * num_splits + z];
+      const float w = mz == -INFINITY ? 0.0f : exp2f(mz - mx);
+      weight[i * num_splits + z] = w;
+      total_l += w * __ldcg(ml + (row * num_splits + z) * 2 + 1);
+    }
+    total_l = warp_sum(total_l);
+    if (lane == 0) inv_l[i] = total_l > 0.0f ? 1.0f / total_l : 0.0f;
+  }
+  __syncthreads();
   for (int idx = threadIdx.x; idx < hcount * D; idx += blockDim.x) {
     const int i = idx / D, dd = idx % D;
     const int64_t row = int64_t{r} * a.heads + h0 + i;
-    float mx = -INFINITY;
-    for (int z = 0; z < num_splits; ++z) mx = fmaxf(mx, __ldcg(ml + (row * num_splits + z) * 2));
-    float total = 0.0f, total_l = 0.0f;
-    if (mx != -INFINITY)
-      for (int z = 0; z < num_splits; ++z) {
-        const float mz = __ldcg(ml + (row * num_splits + z) * 2);
-        const float w = mz == -INFINITY ? 0.0f : exp2f(mz - mx);
-        total_l += w * __ldcg(ml + (row * num_splits + z) * 2 + 1);
-        total += w * __ldcg(scratch + (row * num_splits + z) * D + dd);
-      }
-    static_cast<T*>(a.out)[(int64_t{t} * a.heads + h0 + i) * D + dd] =
-        from_f<T>(total_l > 0.0f ? total / total_l : 0.0f);
+    const float* part_sums = scratch + row * num_splits * D + dd;
+    float total = 0.0f;
+#pragma unroll 8
+    for (int z = 0; z < num_splits; ++z) total += weight[i * num_splits + z] * __ldcg(part_sums + int64_t{z} * D);
+    static_cast<T*>(a.out)[(int64_t{t} * a.heads + h0 + i) * D + dd] = from_f<T>(total * inv_l[i]);
   }
 }
 
@@ -268,8 +306,8 @@ __global__ void __launch_bounds__(warps * 32)
 int group_width(int group) { return group <= 1 ? 1 : group <= 2 ? 2 : group <= 4 ? 4 : max_group; }
 
 template <class T, int D, int G, int U, int S>
-void launch_pipelined(const attention_args& a, const split_plan& plan, float* scratch, int* counters, int slots,
-                      cudaStream_t stream) {
+cudaError_t launch_pipelined(const attention_args& a, const split_plan& plan, float* scratch, int* counters, int slots,
+                             cudaStream_t stream) {
   constexpr int bytes = rows_smem_bytes<D, G, U, S>();
   static_assert(bytes <= 99 * 1024, "more shared memory than an sm_86 block may have");
   auto kernel = rows_kernel<T, D, G, U, S>;
@@ -280,7 +318,8 @@ void launch_pipelined(const attention_args& a, const split_plan& plan, float* sc
   const bool heads_first = a.tokens <= 65535;
   const auto rows = static_cast<unsigned>(a.tokens), y = static_cast<unsigned>(slots);
   const dim3 grid(heads_first ? y : rows, heads_first ? rows : y, static_cast<unsigned>(plan.num_splits));
-  kernel<<<grid, warps * 32, bytes, stream>>>(a, plan.num_splits, plan.keys_per_split, scratch, counters, heads_first);
+  return launch(kernel, grid, warps * 32, bytes, stream, a, plan.num_splits, plan.keys_per_split, scratch, counters,
+                heads_first);
 }
 
 // The pipeline's shape by group width. One query head: 4 keys per subgroup and stage, 3 stages (48
@@ -288,14 +327,15 @@ void launch_pipelined(const attention_args& a, const split_plan& plan, float* sc
 // room for 4 blocks per SM: on an H100 GQA 32/8 ran at 1.24-2.42 TB/s this way against 1.02-2.17
 // with 4 keys and 3 stages, and 1.46-1.75 at 256 sequences when split into blocks of 2 heads.
 template <class T, int D>
-void launch_rows(const attention_args& a, const split_plan& plan, float* scratch, int* counters, cudaStream_t stream) {
+cudaError_t launch_rows(const attention_args& a, const split_plan& plan, float* scratch, int* counters,
+                        cudaStream_t stream) {
   const int group = a.heads / a.kv_heads, width = group_width(group);
   const int slots = a.kv_heads * ((group + width - 1) / width);
   switch (width) {
-    case 1: launch_pipelined<T, D, 1, 4, 3>(a, plan, scratch, counters, slots, stream); break;
-    case 2: launch_pipelined<T, D, 2, 2, 4>(a, plan, scratch, counters, slots, stream); break;
-    case 4: launch_pipelined<T, D, 4, 2, 4>(a, plan, scratch, counters, slots, stream); break;
-    default: launch_pipelined<T, D, max_group, 2, 4>(a, plan, scratch, counters, slots, stream); break;
+    case 1: return launch_pipelined<T, D, 1, 4, 3>(a, plan, scratch, counters, slots, stream);
+    case 2: return launch_pipelined<T, D, 2, 2, 4>(a, plan, scratch, counters, slots, stream);
+    case 4: return launch_pipelined<T, D, 4, 2, 4>(a, plan, scratch, counters, slots, stream);
+    default: return launch_pipelined<T, D, max_group, 2, 4>(a, plan, scratch, counters, slots, stream);
   }
 }
 
@@ -328,21 +368,22 @@ cudaError_t attention_rows(dtype type, const attention_args& a, const split_plan
                            cudaStream_t stream) {
   if (a.tokens <= 0) return cudaSuccess;
   if (!rows_supported(a.head_dim) || type == dtype::f32) return cudaErrorInvalidValue;
+  cudaError_t err = cudaSuccess;
   dispatch_type(type, [&](auto e) {
     using T = decltype(e);
     if constexpr (!std::is_same_v<T, float>) {
       switch (a.head_dim) {
-        case 8: launch_rows<T, 8>(a, plan, scratch, counters, stream); break;
-        case 16: launch_rows<T, 16>(a, plan, scratch, counters, stream); break;
-        case 32: launch_rows<T, 32>(a, plan, scratch, counters, stream); break;
-        case 64: launch_rows<T, 64>(a, plan, scratch, counters, stream); break;
-        case 128: launch_rows<T, 128>(a, plan, scratch, counters, stream); break;
-        case 256: launch_rows<T, 256>(a, plan, scratch, counters, stream); break;
+        case 8: err = launch_rows<T, 8>(a, plan, scratch, counters, stream); break;
+        case 16: err = launch_rows<T, 16>(a, plan, scratch, counters, stream); break;
+        case 32: err = launch_rows<T, 32>(a, plan, scratch, counters, stream); break;
+        case 64: err = launch_rows<T, 64>(a, plan, scratch, counters, stream); break;
+        case 128: err = launch_rows<T, 128>(a, plan, scratch, counters, stream); break;
+        case 256: err = launch_rows<T, 256>(a, plan, scratch, counters, stream); break;
         default: break;
       }
     }
   });
-  return cudaGetLastError();
+  return err;
 }
 
 }  // namespace troupe::kernels::cuda
