@@ -2,10 +2,11 @@
 // 256 greedy tokens) and prefill-2k of a random-weight Llama (weights drawn on the GPU), each as
 // a fraction of its roofline ceiling measured in the same run. Usage:
 //   cuda_bench [--shape llama2-7b|llama3-8b] [--decode N] [--prompt N] [--prefill N] [--cublas-gemv]
-//              [--gemv-variant N] [--ops] [--attention] [--gemm-sweep]
+//              [--gemv-variant N] [--ops] [--attention] [--gemm-sweep] [--prefill-attention]
 // (--gemm-sweep: cuBLAS products at decode-batch and prefill shapes;
 // --ops: time each op at the decode-1 and prefill-2k shapes instead; --attention: decode attention
-// alone on batches of 1, 64 and 256 sequences, MHA and GQA, against the copy bandwidth)
+// alone on batches of 1, 64 and 256 sequences, MHA and GQA, against the copy bandwidth;
+// --prefill-attention: the prefill attention kernel alone, cuda_bench_prefill.cpp)
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
@@ -19,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/cuda_bench_util.hpp"
 #include "engine/model/llama_model.hpp"
 #include "engine/model/reference_shapes.hpp"
 #include "engine/model/sequence_runner.hpp"
@@ -26,6 +28,8 @@
 
 using namespace troupe;
 using namespace troupe::engine;
+using troupe::bench::median;
+using troupe::bench::median_call_seconds;
 
 namespace {
 
@@ -38,16 +42,13 @@ struct options {
   bool graphs = true;
   bool attention = false;
   bool gemm_sweep = false;
+  bool prefill_attention = false;
 };
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
 
 #define BENCH_CUDA(call)                                                                             \
   do {                                                                                               \
@@ -88,28 +89,6 @@ void gemm_bf16(cublasHandle_t h, int n, int m, int k, const void* w, const void*
   const float alpha = 1, beta = 0;
   cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, n, m, k, &alpha, w, CUDA_R_16BF, k, x, CUDA_R_16BF, k, &beta, out,
                CUDA_R_16BF, n, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
-}
-
-// Median seconds per call over `samples` event pairs (after `warm` more), each around `batch` calls
-// of call(i) issued back to back, as a graph issues them, so the host's launch time is not counted.
-template <class F>
-double median_call_seconds(int samples, int warm, int batch, F&& call) {
-  cudaEvent_t e0, e1;
-  cudaEventCreate(&e0);
-  cudaEventCreate(&e1);
-  std::vector<double> times;
-  for (int i = 0, issued = 0; i < warm + samples; ++i) {
-    cudaEventRecord(e0);
-    for (int j = 0; j < batch; ++j) call(issued++);
-    cudaEventRecord(e1);
-    cudaEventSynchronize(e1);
-    float ms = 0;
-    cudaEventElapsedTime(&ms, e0, e1);
-    if (i >= warm) times.push_back(ms * 1e-3 / batch);
-  }
-  cudaEventDestroy(e0);
-  cudaEventDestroy(e1);
-  return median(times);
 }
 
 // cuBLAS bf16 GEMM 8192 x 8192 x 8192 with float32 accumulation on random data; median of 10.
@@ -458,10 +437,12 @@ int main(int argc, char** argv) {
     else if (a == "--no-graphs") opt.graphs = false;
     else if (a == "--attention") opt.attention = true;
     else if (a == "--gemm-sweep") opt.gemm_sweep = true;
+    else if (a == "--prefill-attention") opt.prefill_attention = true;
     else if (a == "--gemv-variant") opt.gemv_variant = std::atoi(next().c_str());
     else {
       std::fprintf(stderr, "usage: cuda_bench [--shape llama2-7b|llama3-8b] [--prompt N] [--decode N] [--prefill N] "
-                           "[--cublas-gemv] [--gemv-variant N] [--no-graphs] [--ops] [--attention] [--gemm-sweep]\n");
+                           "[--cublas-gemv] [--gemv-variant N] [--no-graphs] [--ops] [--attention] [--gemm-sweep] "
+                           "[--prefill-attention]\n");
       return 2;
     }
   }
@@ -477,6 +458,11 @@ int main(int argc, char** argv) {
   if (opt.attention) {
     std::printf("card %s: copy bandwidth %.0f GB/s\n", prop.name, bw / 1e9);
     attention_bench(bw);
+    return 0;
+  }
+  if (opt.prefill_attention) {
+    std::printf("card %s\n", prop.name);
+    troupe::bench::prefill_attention_bench();
     return 0;
   }
   const double flops = gemm_rate();

@@ -4,7 +4,8 @@
 # (decode-1 and prefill-2k against the card's measured ceilings). Logs go to $OUT; a table is last.
 # STEPS (default "tests hf generate bench"; also "serve": `troupe serve --device auto` answers a
 # completion, streamed and not, with the text `troupe generate --device auto` gives; "ops": time each op alone;
-# "attention": decode attention alone against the copy bandwidth (cuda_bench --attention); "offline": `troupe bench
+# "attention": decode attention alone against the copy bandwidth (cuda_bench --attention); "prefill-attention":
+# the prefill attention kernel alone (cuda_bench --prefill-attention); "offline": `troupe bench
 # offline --dummy llama2-7b` and then the transformers peer (.device-cuda/peer/hf_peer.py) on the same
 # workload, N and NOUT requests and output tokens, default 256 and 256) picks parts.
 set -uo pipefail
@@ -145,6 +146,18 @@ if [[ " $STEPS " == *" attention "* ]]; then
   $bin/cuda_bench --attention 2>&1 | tee "$OUT/attention.log"
   note "decode attention, 64 and 256 sequences" "$(grep -E '^\| (MHA|GQA)[^|]*\| (64|256) ' "$OUT/attention.log" |
     awk -F'|' '{print $7}' | sort -n | sed -n '1p;$p' | paste -sd- | tr -d ' ') TB/s; see attention.log"
+fi
+
+if [[ " $STEPS " == *" prefill-attention "* ]]; then
+  # The prefill attention kernel alone (cuda_bench --prefill-attention): offline-256's and prefill-2k's shapes.
+  $bin/cuda_bench --prefill-attention 2>&1 | tee "$OUT/prefill_attention.log"
+  if [ -n "${NCU_KERNELS:-}" ] && command -v ncu >/dev/null; then  # e.g. "prefill_kernel rows_kernel"
+    for k in $NCU_KERNELS; do  # the first call of each (offline-256's first-wave shape), counters read by Nsight Compute
+      ncu --clock-control none -k "regex:$k" -c 1 --section SpeedOfLight --section Occupancy --section WarpStateStats \
+        --section MemoryWorkloadAnalysis --section ComputeWorkloadAnalysis --section SchedulerStats \
+        $bin/cuda_bench --prefill-attention >"$OUT/ncu_$k.log" 2>&1 || tail -5 "$OUT/ncu_$k.log"
+    done
+  fi
 fi
 
 if [[ " $STEPS " == *" bench "* ]]; then
