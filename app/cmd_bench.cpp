@@ -228,7 +228,8 @@ int run_offline(const bench_args& a) {
     be.synchronize();
   }
 
-  const uint64_t steps_before = (*llm)->steps();
+  const uint64_t steps_before = (*llm)->steps(), tokens_before = (*llm)->computed_tokens();
+  const uint64_t preemptions_before = (*llm)->engine_scheduler().stats().preemptions;
   if (a.profile_run && gpu) kernels::cuda_profile(be, true);
   const auto start = std::chrono::steady_clock::now();
   auto outs = (*llm)->generate(reqs);
@@ -255,6 +256,13 @@ int run_offline(const bench_args& a) {
   }
   std::printf("run: %.2f s, %llu steps, %lld output tokens, %d requests not ending by length\n", seconds,
               (unsigned long long)steps, (long long)out_tokens, errors);
+  // Each request computes its prompt and every output token but the last; more is recomputation of
+  // preempted requests (their blocks were taken when the cache ran out).
+  const auto computed = int64_t((*llm)->computed_tokens() - tokens_before);
+  const int64_t needed = prompt_tokens + out_tokens - a.num_prompts;
+  std::printf("scheduler: %llu preemptions; %lld tokens computed, %lld of them (%.1f%%) recomputed after preemption\n",
+              (unsigned long long)((*llm)->engine_scheduler().stats().preemptions - preemptions_before),
+              (long long)computed, (long long)(computed - needed), 100.0 * double(computed - needed) / double(needed));
   std::printf("output tokens/s %.1f | requests/s %.3f | total tokens/s %.1f\n", double(out_tokens) / seconds,
               a.num_prompts / seconds, double(out_tokens + prompt_tokens) / seconds);
   if (gpu && bw > 0 && flops > 0) {
@@ -329,6 +337,9 @@ void add_bench_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--max-num-seqs", args->engine.max_num_seqs, "Sequences per step at most")->capture_default_str();
   cmd->add_option("--max-num-batched-tokens", args->engine.max_num_batched_tokens, "Tokens per step at most")
+      ->capture_default_str();
+  cmd->add_option("--admission-reserve", args->engine.admission_reserve,
+                  "Fraction of the running requests' room to grow that admission keeps free (0: admit what fits now)")
       ->capture_default_str();
   cmd->add_option("--steps-in-flight", args->engine.steps_in_flight,
                   "Scheduler steps planned ahead of their results (1: one at a time)")

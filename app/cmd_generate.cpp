@@ -183,6 +183,9 @@ void add_generate_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--max-num-batched-tokens", args->engine.max_num_batched_tokens, "Tokens per step at most")
       ->capture_default_str();
+  cmd->add_option("--admission-reserve", args->engine.admission_reserve,
+                  "Fraction of the running requests' room to grow that admission keeps free (0: admit what fits now)")
+      ->capture_default_str();
   cmd->add_option("--steps-in-flight", args->engine.steps_in_flight,
                   "Scheduler steps planned ahead of their results (1: one at a time)")
       ->capture_default_str();

@@ -33,6 +33,7 @@ struct serve_args {
   std::string served_model_name;
   int32_t max_num_seqs = 256;
   int32_t max_num_batched_tokens = 2048;
+  double admission_reserve = 0.7;
   int64_t max_model_len = 0;
   int64_t kv_cache_blocks = 0;
   double gpu_memory_utilization = 0.9;
@@ -97,6 +98,9 @@ expected<void> apply_config_file(serve_args& a, const CLI::App& cmd) {
     } else if (key == "grace-seconds") {
       if (field.value.get_double().get(d) != simdjson::SUCCESS || d < 0) return wrong("a number >= 0");
       a.grace_seconds = d;
+    } else if (key == "admission-reserve") {
+      if (field.value.get_double().get(d) != simdjson::SUCCESS || !(d >= 0 && d <= 1)) return wrong("a number in [0, 1]");
+      a.admission_reserve = d;
     } else if (key == "gpu-memory-utilization") {
       if (field.value.get_double().get(d) != simdjson::SUCCESS || !(d > 0 && d <= 1)) return wrong("a number in (0, 1]");
       a.gpu_memory_utilization = d;
@@ -172,6 +176,7 @@ int run_serve(serve_args a, const CLI::App& cmd) {
   ro.served_model_name = a.served_model_name;
   ro.engine.max_num_seqs = a.max_num_seqs;
   ro.engine.max_num_batched_tokens = a.max_num_batched_tokens;
+  ro.engine.admission_reserve = a.admission_reserve;
   ro.engine.max_model_len = a.max_model_len;
   ro.engine.kv_cache_blocks = a.kv_cache_blocks;
   ro.engine.gpu_memory_utilization = a.gpu_memory_utilization;
@@ -226,6 +231,10 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--max-num-batched-tokens", args->max_num_batched_tokens, "Tokens per scheduler step, at most")
       ->capture_default_str();
   cmd->add_option("--max-model-len", args->max_model_len, "Prompt + output tokens, at most (0: the model's)");
+  cmd->add_option("--admission-reserve", args->admission_reserve,
+                  "Fraction of the running requests' room to grow (to max_tokens) that admission keeps free in the KV "
+                  "cache, adapting from there; 0 admits what fits now")
+      ->capture_default_str();
   cmd->add_option("--kv-cache-blocks", args->kv_cache_blocks,
                   "KV cache blocks (0: sized automatically; on a GPU from its free memory)");
   cmd->add_option("--gpu-memory-utilization", args->gpu_memory_utilization,

@@ -32,6 +32,7 @@ expected<scheduler_options> make_scheduler_options(const config::model_config& c
   so.enable_prefix_caching = o.enable_prefix_caching;
   so.max_num_seqs = o.max_num_seqs;
   so.max_num_batched_tokens = o.max_num_batched_tokens;
+  so.admission_reserve = o.admission_reserve;
   so.max_model_len = o.max_model_len == 0 ? cfg.max_position_embeddings : o.max_model_len;
   if (so.max_model_len > cfg.max_position_embeddings)
     return make_error("max_model_len ", so.max_model_len, " exceeds the model's context of ",

@@ -29,6 +29,7 @@ struct llm_options {
   int32_t block_size = 16;
   bool enable_prefix_caching = true;
   int64_t max_model_len = 0;              ///< 0: the model's max_position_embeddings
+  double admission_reserve = 0.7;         ///< scheduler_options::admission_reserve (0: admit what fits now)
   /// Scheduler steps in flight in llm::generate: above 1, the model runs on a thread of its own while
   /// the caller's thread plans the next step and processes the last one's outputs (the same outputs
   /// as 1). The actor runtime has its own knob, runtime_options::steps_in_flight.

@@ -2,6 +2,7 @@
 #include "engine/core/scheduler.hpp"
 
 #include <algorithm>
+#include <cmath>
 
 namespace troupe::engine {
 
@@ -23,6 +24,12 @@ expected<void> validate(const scheduler_options& o) {
   if (o.max_num_batched_tokens <= 0)
     return make_error("max_num_batched_tokens must be positive, got ", o.max_num_batched_tokens);
   if (o.max_model_len < 2) return make_error("max_model_len must be at least 2, got ", o.max_model_len);
+  if (!(o.admission_reserve >= 0 && o.admission_reserve <= 1))
+    return make_error("admission_reserve must be in [0, 1], got ", o.admission_reserve);
+  if (!(o.admission_reserve_floor >= 0 && o.admission_reserve_floor <= 1))
+    return make_error("admission_reserve_floor must be in [0, 1], got ", o.admission_reserve_floor);
+  if (o.admission_reserve_decay_steps <= 0)
+    return make_error("admission_reserve_decay_steps must be positive, got ", o.admission_reserve_decay_steps);
   return {};
 }
 
@@ -32,6 +39,8 @@ scheduler::scheduler(const scheduler_options& options, block_hash_fn hash)
   TROUPE_CHECK(validate(options).has_value());
   // A request alone must always fit: it never needs the K/V of its last token.
   max_len_ = std::min<int64_t>(options.max_model_len, int64_t{options.num_blocks} * options.block_size + 1);
+  reserve_ = options.admission_reserve;
+  stats_.admission_reserve = reserve_;
 }
 
 expected<void> scheduler::add_request(request r) {
@@ -111,6 +120,7 @@ schedule_output scheduler::schedule() {
     if (r->status == request_status::running) schedule_running(*r, budget, out);
   }
   if (out.preempted_request_ids.empty()) admit_waiting(budget, out);
+  adapt_reserve(!out.preempted_request_ids.empty());
 
   // The step is planned: its tokens count as computed and its samples as placeholders, so the next
   // step can be planned before this one's result is back.
@@ -176,13 +186,38 @@ void scheduler::preempt(request& victim, int32_t& budget, schedule_output& out) 
   ++stats_.preemptions;
 }
 
+// The length r may reach: its prompt and max_tokens outputs, within the length limit.
+int64_t scheduler::final_length(const request& r) const {
+  return std::min<int64_t>(int64_t{r.num_prompt_tokens()} + r.params().max_tokens, max_len_);
+}
+
+void scheduler::adapt_reserve(bool preempted) {
+  const double floor = std::min(options_.admission_reserve_floor, options_.admission_reserve);
+  if (preempted)
+    reserve_ = std::min(1.0, reserve_ + 0.1);
+  else
+    reserve_ = std::max(floor, reserve_ - (options_.admission_reserve - floor) / options_.admission_reserve_decay_steps);
+  stats_.admission_reserve = reserve_;
+}
+
 void scheduler::admit_waiting(int32_t& budget, schedule_output& out) {
+  const int32_t bs = options_.block_size;
+  const auto blocks_for = [bs](int64_t tokens) { return (tokens + bs - 1) / bs; };
+  int64_t growth = 0;  // blocks the running requests may still take
+  for (const request* x : running_)
+    growth += std::max<int64_t>(0, blocks_for(final_length(*x)) - int64_t(kv_.blocks_of(x->id()).size()));
   while (!waiting_.empty() && budget > 0 && running_.size() < size_t(options_.max_num_seqs)) {
     request& r = **waiting_.begin();
     // Preempted with samples in flight: it comes back with them, once their results are in.
     if (r.num_output_placeholders > 0) break;
     computed_blocks hit = kv_.get_computed_blocks(r);
     const int32_t n = std::min(r.num_tokens() - hit.num_tokens, budget);
+    // The blocks left free once r has its first ones must cover the reserve (r's own growth
+    // included: its prompt's remaining chunks, then its outputs). A request alone always starts.
+    const int64_t first_blocks = blocks_for(int64_t{hit.num_tokens} + n) - int64_t(hit.block_ids.size());
+    const int64_t r_growth = std::max<int64_t>(0, blocks_for(final_length(r)) - blocks_for(int64_t{hit.num_tokens} + n));
+    const auto reserved = static_cast<int64_t>(std::ceil(reserve_ * double(growth + r_growth)));
+    if (!running_.empty() && kv_.pool().num_free_blocks() - first_blocks < reserved) break;
     auto blocks = kv_.allocate_slots(r, n, hit);
     if (!blocks) break;  // strict order: later arrivals do not overtake it
     waiting_.erase(waiting_.begin());
@@ -191,6 +226,7 @@ void scheduler::admit_waiting(int32_t& budget, schedule_output& out) {
     running_.insert(std::upper_bound(running_.begin(), running_.end(), &r, by_priority{}), &r);
     add_to_step(r, n, true, {}, out);
     budget -= n;
+    growth += r_growth;
   }
 }
 

@@ -26,6 +26,15 @@ struct scheduler_options {
   int32_t max_num_seqs = 256;            ///< running requests at most
   int32_t max_num_batched_tokens = 2048; ///< tokens per step at most
   int64_t max_model_len = 2048;          ///< prompt plus output tokens at most
+  /// Admission keeps this fraction of the running requests' room to grow (up to max_tokens) free in
+  /// the KV cache, so that requests admitted now need not be preempted (and recomputed) later. It
+  /// starts here, falls linearly to admission_reserve_floor over admission_reserve_decay_steps
+  /// steps without a preemption (outputs usually end before max_tokens), and rises by 0.1 (at most
+  /// to 1) with each step that preempts. 0 admits whatever fits now (vLLM's policy); a floor above
+  /// admission_reserve counts as admission_reserve.
+  double admission_reserve = 0.7;
+  double admission_reserve_floor = 0.1;
+  int32_t admission_reserve_decay_steps = 600;
 };
 
 /// Checks that every limit is positive.
@@ -45,6 +54,7 @@ struct scheduler_stats {
   uint64_t steps = 0;
   uint64_t preemptions = 0;
   uint64_t finished = 0;
+  double admission_reserve = 0;  ///< the fraction admission keeps now (scheduler_options)
 };
 
 /// The engine's scheduler. Not thread-safe: one owner calls it (the scheduler actor).
@@ -55,7 +65,9 @@ struct scheduler_stats {
 /// prefilled in chunks over several steps. When a running request needs a block and none is free,
 /// the running request of lowest priority and latest arrival is preempted: its blocks are freed and
 /// it waits again, ahead of later arrivals of its priority, to be recomputed with the tokens it has
-/// generated. Requests are admitted into a step only when no request was preempted in it.
+/// generated. Requests are admitted into a step only when no request was preempted in it, and only
+/// while the blocks left free cover a fraction of what the running requests may still grow
+/// (scheduler_options::admission_reserve), which makes preemption rare.
 ///
 /// Steps in flight (asynchronous scheduling): schedule() may be called again before the results of
 /// earlier steps are back. Planning a step advances each scheduled request's num_computed_tokens and
@@ -128,6 +140,8 @@ class scheduler {
   bool schedule_running(request& r, int32_t& budget, schedule_output& out);
   void preempt(request& victim, int32_t& budget, schedule_output& out);
   void admit_waiting(int32_t& budget, schedule_output& out);
+  int64_t final_length(const request& r) const;
+  void adapt_reserve(bool preempted);
   void add_to_step(request& r, int32_t num_tokens, bool is_new, std::vector<int32_t> new_blocks,
                    schedule_output& out);
   step_record take_in_flight(const schedule_output& output);
@@ -142,6 +156,7 @@ class scheduler {
   std::vector<request_id> finished_since_step_;
   std::deque<step_record> in_flight_;  // steps planned, not yet updated, in order
   uint64_t next_arrival_ = 0;
+  double reserve_ = 0;  // the admission reserve now
   scheduler_stats stats_;
 };
 

@@ -37,6 +37,7 @@ TEST_CASE("runtime outputs with 1, 2 and 3 steps in flight equal engine::llm's o
   const auto in = mixed_requests();
   auto o = small_engine();
   o.kv_cache_blocks = 20;  // preemption
+  o.admission_reserve = 0;
   o.steps_in_flight = 1;
   const auto want = ref().run(in, o);
   for (int32_t k : {1, 2, 3}) {

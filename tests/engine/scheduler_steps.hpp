@@ -50,6 +50,7 @@ inline scheduler_options opts(int32_t blocks, int32_t block_size, int32_t budget
   o.max_num_batched_tokens = budget;
   o.max_num_seqs = seqs;
   o.max_model_len = 1024;
+  o.admission_reserve = 0;  // admit what fits now: these tests drive preemption (test_scheduler_reserve.cpp: the reserve)
   return o;
 }
 

@@ -108,6 +108,7 @@ uint64_t run_workload(uint64_t seed, bool caching, bool minimum_cache, size_t in
   }
   scheduler_options o;
   o.num_blocks = minimum_cache ? min_blocks : min_blocks + uniform(rng, 0, 3 * min_blocks);
+  o.admission_reserve = 0;  // admit what fits now, so that small caches preempt
   o.block_size = block_size;
   o.enable_prefix_caching = caching;
   o.max_num_seqs = uniform(rng, 1, 16);
@@ -235,6 +236,7 @@ TEST_CASE("done when: 200 mixed requests through a tenth of their cache need equ
   }
   llm_options o;
   o.kv_cache_blocks = need / 10;
+  o.admission_reserve = 0;
   o.block_size = block_size;
   o.max_num_seqs = 64;
   o.max_num_batched_tokens = 256;

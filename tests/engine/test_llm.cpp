@@ -55,6 +55,7 @@ void require_same(const llm_sample& got, const generate_result& want) {
 TEST_CASE("greedy outputs of a batch with chunked prefill equal each prompt alone") {
   llm_options o;
   o.kv_cache_blocks = 70;         // 560 tokens: the long ones preempt each other
+  o.admission_reserve = 0;        // (admitted while they fit now)
   o.max_num_batched_tokens = 16;  // long prompts take several steps
   o.block_size = 8;
   auto e = engine_with(o);
@@ -261,6 +262,7 @@ TEST_CASE("logprobs of sampled and prompt tokens match the model's own, through 
   llm_options o;
   o.block_size = 4;
   o.kv_cache_blocks = 20;  // 80 tokens: the two requests below preempt each other
+  o.admission_reserve = 0;
   o.max_num_batched_tokens = 8;
   auto e = engine_with(o);
   std::vector<llm_request> reqs = {make(prompts[1], 30), make(prompts[3], 30)};
@@ -318,6 +320,7 @@ TEST_CASE("the model runner's step inputs: positions, slots, offsets, block tabl
   o.block_size = 4;
   o.max_num_batched_tokens = 10;
   o.max_model_len = 512;
+  o.admission_reserve = 0;
   scheduler s(o);
   model_runner runner(*the().model, 8, 4);
   request_params p;

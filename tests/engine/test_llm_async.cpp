@@ -56,6 +56,7 @@ std::vector<llm_output> run(int32_t in_flight, const std::vector<llm_request>& r
   llm_options o;
   o.block_size = 8;
   o.kv_cache_blocks = 40;        // 320 tokens for 18 requests (26 samples): preemption
+  o.admission_reserve = 0;
   o.max_num_batched_tokens = 24; // chunked prefill
   o.max_num_seqs = 12;
   o.steps_in_flight = in_flight;
@@ -121,6 +122,7 @@ scheduler_options tiny_cache() {
   o.num_blocks = 8;
   o.block_size = 4;
   o.max_model_len = 512;
+  o.admission_reserve = 0;
   return o;
 }
 

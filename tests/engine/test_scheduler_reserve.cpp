@@ -1,0 +1,128 @@
+// The admission reserve: admission keeps part of the running requests' room to grow free in the KV
+// cache, so that what it admits need not be preempted later; the reserve falls while nothing is
+// preempted and rises when something is.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+
+#include "engine/core/scheduler.hpp"
+#include "tests/engine/scheduler_steps.hpp"
+
+using namespace troupe::engine;
+using namespace troupe::engine::testing;
+
+namespace {
+
+struct run_figures {
+  size_t most_running = 0;
+  uint64_t preemptions = 0;
+  uint64_t steps = 0;
+};
+
+// Eight requests of 8 prompt tokens and 24 outputs (8 blocks of 4 each in the end) through a cache of
+// 16 blocks: room for two of them at their full length.
+run_figures run_to_end(scheduler_options o) {
+  scheduler s(o);
+  for (request_id id = 1; id <= 8; ++id) REQUIRE(s.add_request(make(id, 8, 24)));
+  run_figures f;
+  schedule_output out;
+  while (s.has_unfinished()) {
+    step(s, out);
+    f.most_running = std::max(f.most_running, s.num_running());
+    REQUIRE(f.steps++ < 1000);
+  }
+  f.preemptions = s.stats().preemptions;
+  return f;
+}
+
+}  // namespace
+
+TEST_CASE("with the whole room to grow reserved, admission never overcommits the cache") {
+  scheduler_options o = opts(16, 4, 64);
+  o.admission_reserve = 1.0;
+  o.admission_reserve_floor = 1.0;
+  const run_figures full = run_to_end(o);
+  CHECK(full.preemptions == 0);
+  CHECK(full.most_running == 2);  // two requests of 8 blocks fill the 16
+
+  o.admission_reserve = 0;  // admit what fits now: more run at first, and they preempt each other
+  const run_figures now = run_to_end(o);
+  CHECK(now.most_running > 2);
+  CHECK(now.preemptions > 0);
+}
+
+TEST_CASE("the reserve counts a running request's prompt still to come and its outputs up to max_tokens") {
+  scheduler_options o = opts(16, 4, 4);  // 4 tokens a step: the 8-token prompts take two steps
+  o.admission_reserve = 1.0;
+  o.admission_reserve_floor = 1.0;
+  scheduler s(o);
+  REQUIRE(s.add_request(make(1, 8, 24)));
+  REQUIRE(s.add_request(make(2, 8, 24)));
+  REQUIRE(s.add_request(make(3, 8, 24)));
+  schedule_output out;
+  step(s, out);
+  REQUIRE(plan(out) == plan_t{{1, 4}});  // the budget is spent on 1's first chunk
+  step(s, out);
+  REQUIRE(plan(out) == plan_t{{1, 4}});
+  step(s, out);  // 1 decodes; 2 fits beside it (1 and 2 need 8 blocks each in the end)
+  REQUIRE(plan(out) == plan_t{{1, 1}, {2, 3}});
+  for (int i = 0; i < 6; ++i) step(s, out);
+  CHECK(s.num_running() == 2);  // 3 waits for a whole request's room
+  CHECK(s.num_waiting() == 1);
+}
+
+TEST_CASE("a request alone starts whatever its room to grow") {
+  scheduler_options o = opts(4, 4, 64);  // 16 tokens of cache
+  o.admission_reserve = 1.0;
+  o.admission_reserve_floor = 1.0;
+  scheduler s(o);
+  REQUIRE(s.add_request(make(1, 4, 1000)));  // may grow to the length limit, far past the cache
+  schedule_output out;
+  step(s, out);
+  REQUIRE(plan(out) == plan_t{{1, 4}});
+}
+
+TEST_CASE("the reserve falls over the decay steps without preemption, to its floor, and rises with one") {
+  scheduler_options o = opts(4, 2, 64);
+  o.admission_reserve = 0.5;
+  o.admission_reserve_floor = 0.1;
+  o.admission_reserve_decay_steps = 4;
+  scheduler s(o);
+  CHECK(s.stats().admission_reserve == Approx(0.5));
+  REQUIRE(s.add_request(make(1, 3, 5)));
+  schedule_output out;
+  step(s, out);
+  CHECK(s.stats().admission_reserve == Approx(0.4));
+  for (int i = 0; i < 6; ++i) step(s, out);
+  CHECK(s.stats().admission_reserve == Approx(0.1));
+
+  // With a floor of 0, once the reserve is down to it: two requests that outgrow the cache are
+  // admitted together, one preempts the other, and the reserve rises by 0.1 in that step.
+  o.admission_reserve_floor = 0;
+  scheduler t(o);
+  for (int i = 0; i < 4; ++i) step(t, out);  // idle steps count too
+  REQUIRE(t.stats().admission_reserve == Approx(0.0).margin(1e-12));
+  REQUIRE(t.add_request(make(1, 3, 5)));
+  REQUIRE(t.add_request(make(2, 3, 5)));
+  double before = 0;
+  for (int i = 0; i < 20 && t.stats().preemptions == 0; ++i) {
+    before = t.stats().admission_reserve;
+    step(t, out);
+  }
+  REQUIRE(t.stats().preemptions == 1);
+  CHECK(t.stats().admission_reserve == Approx(before + 0.1));
+}
+
+TEST_CASE("an admission reserve outside [0, 1] is an error naming it") {
+  scheduler_options o = opts(4, 2, 64);
+  o.admission_reserve = 1.5;
+  auto bad = validate(o);
+  REQUIRE_FALSE(bad);
+  CHECK_THAT(bad.error().message, Catch::Contains("admission_reserve"));
+  o.admission_reserve = 0.5;
+  o.admission_reserve_floor = -0.1;
+  REQUIRE_FALSE(validate(o));
+  o.admission_reserve_floor = 0.1;
+  o.admission_reserve_decay_steps = 0;
+  REQUIRE_FALSE(validate(o));
+}
