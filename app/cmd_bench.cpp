@@ -228,6 +228,9 @@ int run_offline(const bench_args& a) {
     be.synchronize();
   }
 
+  // cuBLASLt algorithms are chosen at each product shape's first call (kernels/cuda/lt_matmul): what
+  // the warm-up settled, and (after the run) what the run itself spent on it.
+  if (gpu) std::printf("after the warm-up, %s", kernels::cuda_matmul_report(be).c_str());
   const uint64_t steps_before = (*llm)->steps();
   if (a.profile_run && gpu) kernels::cuda_profile(be, true);
   const auto start = std::chrono::steady_clock::now();
@@ -255,6 +258,7 @@ int run_offline(const bench_args& a) {
   }
   std::printf("run: %.2f s, %llu steps, %lld output tokens, %d requests not ending by length\n", seconds,
               (unsigned long long)steps, (long long)out_tokens, errors);
+  if (gpu) std::printf("after the run, %s", kernels::cuda_matmul_report(be).c_str());
   std::printf("output tokens/s %.1f | requests/s %.3f | total tokens/s %.1f\n", double(out_tokens) / seconds,
               a.num_prompts / seconds, double(out_tokens + prompt_tokens) / seconds);
   if (gpu && bw > 0 && flops > 0) {
