@@ -65,6 +65,11 @@ std::unique_ptr<lt_matmul> lt_matmul::create(const cublas_api* blas, cublasHandl
     if (why) *why = std::string("cuBLASLt: ") + what + " failed";
     return nullptr;
   };
+  int device = 0, l2 = 0;
+  if (cudaGetDevice(&device) == cudaSuccess &&
+      cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, device) == cudaSuccess && l2 > 0)
+    t->l2_bytes_ = static_cast<size_t>(l2);
+  cudaGetLastError();
   if (lt->create(&t->lt_handle_) != ok) return fail("cublasLtCreate");
   if (lt->desc_create(&t->desc_, CUBLAS_COMPUTE_32F, CUDA_R_32F) != ok) return fail("cublasLtMatmulDescCreate");
   const cublasOperation_t transpose = CUBLAS_OP_T;
@@ -179,19 +184,22 @@ cublasStatus_t lt_matmul::launch(const plan& p, const choice& c, const gemm_args
                      workspace_, workspace_bytes_, stream);
 }
 
-// Times `reps` back-to-back calls of each candidate still in the running, queued behind hold_kernel,
-// with events between the candidates; a candidate whose call fails drops out. False when the stream
-// could not be synchronized (the backend's next check reports it).
-bool lt_matmul::time_round(const plan& p, const gemm_args& g, cudaStream_t stream, std::vector<candidate>& cands,
-                           int reps) {
+// Times `reps` back-to-back calls of each candidate still in the running, queued behind hold_kernel
+// (long enough for the host to queue the whole round, so no launch gap counts and no candidate's
+// place in the round matters), with events between the candidates; consecutive calls take the
+// weight copies in turn. A candidate whose call fails drops out. False when the stream could not be
+// synchronized (the backend's next check reports it).
+bool lt_matmul::time_round(const plan& p, const std::vector<gemm_args>& copies, cudaStream_t stream,
+                           std::vector<candidate>& cands, int reps) {
   int launches = 0;
   for (const auto& c : cands) launches += c.running ? reps : 0;
-  hold_kernel<<<1, 1, 0, stream>>>(std::min<unsigned long long>(1000000, 10000ull * launches));
+  hold_kernel<<<1, 1, 0, stream>>>(std::min<unsigned long long>(3000000, 50000ull + 30000ull * launches));
   cudaEventRecord(events_[0], stream);
   std::vector<bool> failed(cands.size(), false);
+  size_t turn = 0;
   for (size_t i = 0; i < cands.size(); ++i) {
     for (int r = 0; r < reps && cands[i].running && !failed[i]; ++r)
-      failed[i] = launch(p, cands[i].pick, g, stream) != ok;
+      failed[i] = launch(p, cands[i].pick, copies[turn++ % copies.size()], stream) != ok;
     cudaEventRecord(events_[i + 1], stream);
   }
   if (cudaEventSynchronize(events_[cands.size()]) != cudaSuccess) return false;
@@ -207,10 +215,12 @@ bool lt_matmul::time_round(const plan& p, const gemm_args& g, cudaStream_t strea
   return true;
 }
 
-// GemmEx's default and up to 16 heuristic candidates on the call's operands (out is overwritten):
-// a warm-up call each (kernels load lazily), a round of one call each, then two rounds of a few calls
-// each (enough for about 50 us) for those within 15% of the fastest; the fastest of those wins. (In
-// the report, a candidate that did not make the later rounds shows its one-call time.)
+// GemmEx's default and up to 16 heuristic candidates on the call's operands (out is overwritten),
+// timed as a step runs them: back to back, the weight streamed from memory (a weight smaller than
+// three L2 caches is copied so that calls rotate over copies that do not fit in L2). A warm-up call
+// each (kernels load lazily), a round of 2 calls each, then two rounds of 4 calls each for those
+// within 15% of the fastest; the fastest of those wins. (In the report, a candidate that did not
+// make the later rounds shows its first round's time.)
 lt_matmul::choice lt_matmul::tune(const plan& p, const key& exact, const gemm_args& g, cudaStream_t stream) {
   const auto start = std::chrono::steady_clock::now();
   constexpr int max_candidates = 16;
@@ -223,27 +233,42 @@ lt_matmul::choice lt_matmul::tune(const plan& p, const key& exact, const gemm_ar
     if (cudaEventCreate(&e) != cudaSuccess) break;
     events_.push_back(e);
   }
+  // Weight copies at 256-byte boundaries (at least as aligned as the weight), freed in stream order.
+  const size_t w_bytes = static_cast<size_t>(g.n * g.k) * 2, stride = (w_bytes + 255) / 256 * 256;
+  const size_t most = static_cast<size_t>(3) * l2_bytes_;
+  const size_t extra = w_bytes >= most ? 0 : std::min<size_t>(7, (most + w_bytes - 1) / w_bytes - 1);
+  std::vector<gemm_args> copies{g};
+  void* copy_memory = nullptr;
+  if (extra > 0 && cudaMallocAsync(&copy_memory, extra * stride, stream) == cudaSuccess) {
+    for (size_t c = 0; c < extra; ++c) {
+      char* to = static_cast<char*>(copy_memory) + c * stride;
+      cudaMemcpyAsync(to, g.w, w_bytes, cudaMemcpyDeviceToDevice, stream);
+      copies.push_back(g);
+      copies.back().w = to;
+    }
+  }
+  cudaGetLastError();  // without memory for copies, the calls share the weight
   if (n > 0 && events_.size() >= cands.size() + 1) {
     for (auto& c : cands) c.running = launch(p, c.pick, g, stream) == ok;
-    if (time_round(p, g, stream, cands, 1)) {
+    if (time_round(p, copies, stream, cands, 2)) {
       double fastest = never;
       for (auto& c : cands) {
         c.us = c.running ? c.round_us : never;
         fastest = std::min(fastest, c.us);
       }
-      const int reps = static_cast<int>(std::clamp(std::ceil(50.0 / fastest), 1.0, 4.0));
       for (auto& c : cands) {
         c.running = c.running && c.us <= 1.15 * fastest;
         if (c.running) c.us = never;  // the later rounds' calls time it
       }
       for (int round = 0; round < 2; ++round) {
-        if (!time_round(p, g, stream, cands, reps)) break;
+        if (!time_round(p, copies, stream, cands, 4)) break;
         for (auto& c : cands)
           if (c.running) c.us = std::min(c.us, c.round_us);
       }
     }
     cudaGetLastError();  // a launch error of a candidate is not the backend's
   }
+  if (copy_memory != nullptr) cudaFreeAsync(copy_memory, stream);
   // The fastest finalist (timed in the later rounds); the fastest of all when those did not run.
   size_t best = 0;
   bool final = false;

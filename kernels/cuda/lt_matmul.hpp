@@ -83,7 +83,8 @@ class lt_matmul {
   plan* plan_for(const key& exact);
   void settle(plan& p, const key& exact, const gemm_args& g, cudaStream_t stream);
   choice tune(const plan& p, const key& exact, const gemm_args& g, cudaStream_t stream);
-  bool time_round(const plan& p, const gemm_args& g, cudaStream_t stream, std::vector<candidate>& cands, int reps);
+  bool time_round(const plan& p, const std::vector<gemm_args>& copies, cudaStream_t stream,
+                  std::vector<candidate>& cands, int reps);
   int heuristics(const plan& p, int align, int count, cublasLtMatmulHeuristicResult_t* out);
   bool fits(const plan& p, const choice& c);
   cublasStatus_t launch(const plan& p, const choice& c, const gemm_args& g, cudaStream_t stream);
@@ -97,6 +98,7 @@ class lt_matmul {
   cublasLtMatmulPreference_t pref_ = nullptr;
   void* workspace_ = nullptr;
   size_t workspace_bytes_ = 0;
+  size_t l2_bytes_ = size_t{50} << 20;  // the device's L2 cache (tuning streams weights past it)
   std::map<key, plan> plans_;     // by exact shape
   std::map<key, choice> tuned_;   // by bucket (m_bucket)
   std::vector<tuning> tunings_;
