@@ -589,10 +589,12 @@ int main(int argc, char** argv) {
   kernels::cuda_profile(*be, false);
   std::printf("\nGPU time per op, %d-token prompt then 32 decode steps:\n%s", opt.prompt, decode_profile.c_str());
   std::printf("GPU time per op, prefill of %d tokens:\n%s", opt.prefill, prefill_profile.c_str());
-  const char* matmul = std::getenv("TROUPE_MATMUL");
-  const bool gemm_ex = matmul != nullptr && std::string(matmul) == "gemmex";
+  const std::string matmul = std::getenv("TROUPE_MATMUL") != nullptr ? std::getenv("TROUPE_MATMUL") : "lt";
+  const bool gemm_ex = matmul == "gemmex";
   std::printf("products of several rows: %s\n%s",
-              gemm_ex ? "cublasGemmEx (TROUPE_MATMUL=gemmex)" : "cuBLASLt tuned per shape",
+              gemm_ex ? "cublasGemmEx (TROUPE_MATMUL=gemmex)"
+              : matmul == "lt-all" ? "cuBLASLt tuned per shape (TROUPE_MATMUL=lt-all)"
+                                   : "cuBLASLt tuned per shape up to 512 rows, cublasGemmEx above",
               gemm_ex ? "" : kernels::cuda_matmul_report(*be).c_str());
   const double prefill_flops = 2.0 * double(params) * opt.prefill;
   const std::string err = kernels::cuda_backend_error(*be);
@@ -604,12 +606,12 @@ int main(int argc, char** argv) {
               prop.name);
   std::string gemv_name = opt.cublas_gemv ? "cuBLAS" : opt.gemv_variant == 1 ? "own" : "own v" + std::to_string(opt.gemv_variant);
   gemv_name += opt.graphs ? " gemv, CUDA graphs" : " gemv, no graphs";
-  gemv_name += gemm_ex ? ", GemmEx" : ", cuBLASLt";
+  gemv_name += ", TROUPE_MATMUL=" + matmul;
   std::printf("| decode-1 (%d prompt, %d new, %s) | %.1f tok/s | %.1f tok/s (%.0f GB/s / %.2f GB per step) | %.1f%% |\n",
               opt.prompt, opt.decode, gemv_name.c_str(), tok_s, ceiling, bw / 1e9, step_bytes / 1e9,
               100.0 * tok_s / ceiling);
   std::printf("| prefill-%d (%s) | %.0f tok/s (%.1f ms, %.0f TFLOP/s at 2*P*T) | %.0f TFLOP/s GEMM | %.1f%% |\n",
-              opt.prefill, gemm_ex ? "GemmEx" : "cuBLASLt", opt.prefill / t_prefill, t_prefill * 1e3,
+              opt.prefill, matmul.c_str(), opt.prefill / t_prefill, t_prefill * 1e3,
               prefill_flops / t_prefill / 1e12, flops / 1e12, 100.0 * prefill_flops / t_prefill / flops);
   return 0;
 }

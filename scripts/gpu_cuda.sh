@@ -159,13 +159,13 @@ if [[ " $STEPS " == *" bench "* ]]; then
 fi
 
 if [[ " $STEPS " == *" matmul "* ]]; then
-  # Products of several rows through cuBLASLt tuned per shape (TROUPE_MATMUL=lt, the default) against
-  # cublasGemmEx's default algorithm (=gemmex), in one call: decode-1 and prefill-2k (cuda_bench), then
-  # offline-256 (`troupe bench offline`, ours only), alternating, REPEAT times each (default 2); every
-  # log is appended to $OUT/matmul.log.
+  # Products of several rows through cuBLASLt tuned per shape (TROUPE_MATMUL=lt, the default: up to 512
+  # rows; lt-all: every size) against cublasGemmEx's default algorithm (=gemmex), in one call: decode-1
+  # and prefill-2k (cuda_bench), then offline-256 (`troupe bench offline`, ours only), alternating over
+  # MODES (default "gemmex lt"), REPEAT times each (default 2); every log is appended to $OUT/matmul.log.
   shape=${MATMUL_SHAPE:-llama2-7b}
   for r in $(seq 1 "${REPEAT:-2}"); do
-    for mode in gemmex lt; do
+    for mode in ${MODES:-gemmex lt}; do
       log=$(mktemp)
       TROUPE_MATMUL=$mode $bin/cuda_bench --shape "$shape" >"$log" 2>&1 || echo "cuda_bench ($mode) failed: $(tail -3 "$log")"
       { echo "=== cuda_bench --shape $shape, TROUPE_MATMUL=$mode, run $r"; cat "$log"; } >> "$OUT/matmul.log"

@@ -55,9 +55,9 @@ bool cuda_use_prefill_kernel(backend& be, bool on) {
   return true;
 }
 
-bool cuda_use_lt_matmul(backend& be, bool on) {
+bool cuda_use_lt_matmul(backend& be, bool on, int64_t max_rows) {
   auto* c = dynamic_cast<cuda::cuda_backend*>(&be);
-  return c != nullptr && c->set_lt_matmul(on);
+  return c != nullptr && c->set_lt_matmul(on, max_rows);
 }
 
 std::string cuda_matmul_report(backend& be, bool per_shape) {
@@ -121,12 +121,12 @@ std::unique_ptr<cuda_backend> cuda_backend::create(int device, dtype compute, st
   be->blas_workspace_ = be->device_bytes(workspace_bytes);
   if (!be->ok()) return fail(be->error());
   be->cublas_->set_workspace(be->blas_, be->blas_workspace_.get(), workspace_bytes);
-  // cuBLASLt with an algorithm chosen per shape for products of several rows, on the same workspace
-  // (fixed memory, so graphs may record it); without the library, or with TROUPE_MATMUL=gemmex,
-  // cublasGemmEx's default algorithm.
+  // cuBLASLt with an algorithm chosen per shape for products of 2 to 512 rows (every size with
+  // TROUPE_MATMUL=lt-all), on the same workspace (fixed memory, so graphs may record it); without the
+  // library, with TROUPE_MATMUL=gemmex, and above 512 rows, cublasGemmEx's default algorithm.
   be->lt_ = lt_matmul::create(be->cublas_, be->blas_, be->blas_workspace_.get(), workspace_bytes, nullptr);
-  const char* matmul = std::getenv("TROUPE_MATMUL");
-  be->set_lt_matmul(!(matmul != nullptr && std::string_view(matmul) == "gemmex"));
+  const std::string_view matmul = std::getenv("TROUPE_MATMUL") != nullptr ? std::getenv("TROUPE_MATMUL") : "";
+  be->set_lt_matmul(matmul != "gemmex", matmul == "lt-all" ? std::numeric_limits<int64_t>::max() : 512);
   // The decode attention's split counters, reserved for the largest decode batches graphs record
   // (256 rows x 256 KV heads): graphs may not grow them.
   constexpr int64_t counters = int64_t{1} << 16;

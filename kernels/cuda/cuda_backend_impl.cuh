@@ -80,10 +80,11 @@ class cuda_backend final : public backend {
   }
   void set_gemv_variant(int v) { gemv_variant_ = v; }
   void set_prefill_kernel(bool on) { prefill_kernel_ = on; }
-  /// Products of several rows through cuBLASLt tuned per shape (true) or cublasGemmEx (false); false
-  /// where cuBLASLt could not be loaded.
-  bool set_lt_matmul(bool on) {
+  /// Products of 2 to max_rows rows through cuBLASLt tuned per shape (on), the others through
+  /// cublasGemmEx; false where cuBLASLt could not be loaded.
+  bool set_lt_matmul(bool on, int64_t max_rows) {
     use_lt_ = on && lt_ != nullptr;
+    lt_max_rows_ = max_rows;
     return use_lt_ == on;
   }
   std::string matmul_report(bool per_shape) const { return lt_ ? lt_->report(per_shape) : std::string(); }
@@ -118,6 +119,7 @@ class cuda_backend final : public backend {
   std::shared_ptr<void> blas_workspace_;
   std::unique_ptr<lt_matmul> lt_;  // null without cuBLASLt: every product then takes GemmEx
   bool use_lt_ = false;
+  int64_t lt_max_rows_ = 512;  // larger products take GemmEx (see cuda_use_lt_matmul)
   dtype compute_ = dtype::bf16;
   std::string name_;
   std::string error_;

@@ -1,4 +1,6 @@
 // The CUDA backend's ops: shape checks, then our kernels or cuBLAS on the backend's stream.
+#include <algorithm>
+
 #include "kernels/cuda/attention.cuh"
 #include "kernels/cuda/cuda_backend_impl.cuh"
 #include "kernels/cuda/elementwise.cuh"
@@ -88,7 +90,7 @@ void cuda_backend::matmul(const tensor& x, const tensor& weight, const tensor* b
   profile_scope timing(*this, m <= 64 ? "matmul (cuBLAS, m<=64)" : m <= 512 ? "matmul (cuBLAS, m<=512)"
                                                                    : "matmul (cuBLAS, m>512)");
   const gemm_args g{blas_type(compute_), m, n, k, x.data, weight.data, out.data};
-  if (use_lt_)
+  if (use_lt_ && m <= lt_max_rows_)
     TROUPE_CUBLAS_OK(lt_->run(g, stream()));  // kernels/cuda/lt_matmul.cu
   else
     TROUPE_CUBLAS_OK(gemm_ex(*cublas_, blas_, g));
@@ -98,7 +100,8 @@ void cuda_backend::matmul(const tensor& x, const tensor& weight, const tensor* b
 std::vector<int64_t> cuda_backend::matmul_rows_to_prepare(int64_t max_rows) const {
   std::vector<int64_t> rows;
   if (!use_lt_) return rows;
-  for (int64_t m = 2; m <= max_rows; m = rows.back() + 1) rows.push_back(lt_matmul::m_bucket(m));
+  const int64_t most = std::min(max_rows, lt_max_rows_);
+  for (int64_t m = 2; m <= most; m = rows.back() + 1) rows.push_back(lt_matmul::m_bucket(m));
   return rows;
 }
 

@@ -26,7 +26,7 @@ bool cuda_set_gemv_variant(backend&, int) { return false; }
 
 bool cuda_use_prefill_kernel(backend&, bool) { return false; }
 
-bool cuda_use_lt_matmul(backend&, bool) { return false; }
+bool cuda_use_lt_matmul(backend&, bool, int64_t) { return false; }
 
 std::string cuda_matmul_report(backend&, bool) { return {}; }
 
