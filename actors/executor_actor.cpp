@@ -43,6 +43,9 @@ status_reply load(executor_state& st) {
   if (std::string err = st.backend->last_error(); !err.empty())
     return {false, int(errc::resource_exhausted),
             "the GPU failed while allocating the KV cache of " + std::to_string(so.num_blocks) + " blocks: " + err};
+  st.model->prepare_products(so.max_num_batched_tokens, so.max_num_seqs);  // as engine::llm does
+  if (std::string err = st.backend->last_error(); !err.empty())
+    return {false, int(errc::internal), "the GPU failed while preparing the matrix products: " + err};
   return {};
 }
 

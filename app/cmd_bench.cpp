@@ -228,6 +228,9 @@ int run_offline(const bench_args& a) {
     be.synchronize();
   }
 
+  // cuBLASLt algorithms are chosen at each product shape's first call (kernels/cuda/lt_matmul): what
+  // the warm-up settled, and (after the run) what the run itself spent on it.
+  if (gpu) std::printf("after the warm-up, %s", kernels::cuda_matmul_report(be).c_str());
   const uint64_t steps_before = (*llm)->steps(), tokens_before = (*llm)->computed_tokens();
   const uint64_t preemptions_before = (*llm)->engine_scheduler().stats().preemptions;
   if (a.profile_run && gpu) kernels::cuda_profile(be, true);
@@ -263,6 +266,7 @@ int run_offline(const bench_args& a) {
   std::printf("scheduler: %llu preemptions; %lld tokens computed, %lld of them (%.1f%%) recomputed after preemption\n",
               (unsigned long long)((*llm)->engine_scheduler().stats().preemptions - preemptions_before),
               (long long)computed, (long long)(computed - needed), 100.0 * double(computed - needed) / double(needed));
+  if (gpu) std::printf("after the run, %s", kernels::cuda_matmul_report(be).c_str());
   std::printf("output tokens/s %.1f | requests/s %.3f | total tokens/s %.1f\n", double(out_tokens) / seconds,
               a.num_prompts / seconds, double(out_tokens + prompt_tokens) / seconds);
   if (gpu && bw > 0 && flops > 0) {

@@ -3,7 +3,7 @@
 // a fraction of its roofline ceiling measured in the same run. Usage:
 //   cuda_bench [--shape llama2-7b|llama3-8b] [--decode N] [--prompt N] [--prefill N] [--cublas-gemv]
 //              [--gemv-variant N] [--ops] [--attention] [--gemm-sweep] [--prefill-attention]
-// (--gemm-sweep: cuBLAS products at decode-batch and prefill shapes;
+// (--gemm-sweep: cuBLAS products at decode-batch and prefill shapes, GemmEx against tuned cuBLASLt;
 // --ops: time each op at the decode-1 and prefill-2k shapes instead; --attention: decode attention
 // alone on batches of 1, 64 and 256 sequences, MHA and GQA, against the copy bandwidth;
 // --prefill-attention: the prefill attention kernel alone, cuda_bench_prefill.cpp)
@@ -25,6 +25,7 @@
 #include "engine/model/reference_shapes.hpp"
 #include "engine/model/sequence_runner.hpp"
 #include "kernels/cuda/cuda_backend.hpp"
+#include "kernels/cuda/lt_matmul.hpp"
 
 using namespace troupe;
 using namespace troupe::engine;
@@ -389,37 +390,75 @@ void attention_bench(double copy_bw) {
 
 }  // namespace
 
-// cuBLAS products at the decode and prefill shapes of a step (weights [n, k], m activation rows),
-// called as the backend calls them: microseconds, weight bytes per second, FLOP/s.
+// cuBLAS products at the decode and prefill shapes of a step (weights [n, k], m activation rows):
+// cublasGemmEx's default algorithm, called as the backend called it before cuBLASLt, against the
+// backend's cuBLASLt path (kernels/cuda/lt_matmul, tuned at each shape's first call, outside the
+// timing), both timed alike: microseconds per call, 8 back to back, median of 20 samples.
 void gemm_sweep() {
   auto be = kernels::make_cuda_backend(0, kernels::dtype::bf16);
   kernels::cuda_set_dummy_weights(*be, 98);
   cublasHandle_t h;
   cublasCreate(&h);
+  std::string why;
+  const auto* blas = kernels::cuda::load_cublas(&why);
+  cublasHandle_t lt_blas = nullptr;
+  void* workspace = nullptr;
+  const size_t workspace_bytes = size_t{32} << 20;
+  BENCH_CUDA(cudaMalloc(&workspace, workspace_bytes));
+  if (blas == nullptr || blas->create(&lt_blas) != CUBLAS_STATUS_SUCCESS) {
+    std::fprintf(stderr, "cuda_bench: no cuBLAS: %s\n", why.c_str());
+    std::exit(1);
+  }
+  auto lt = kernels::cuda::lt_matmul::create(blas, lt_blas, workspace, workspace_bytes, &why);
+  if (lt == nullptr) {
+    std::fprintf(stderr, "cuda_bench: no cuBLASLt: %s\n", why.c_str());
+    std::exit(1);
+  }
   struct nk {
     const char* name;
     int n, k;
   };
-  const nk shapes[] = {{"q or o", 4096, 4096},  {"k (GQA)", 1024, 4096}, {"qkv MHA", 12288, 4096},
-                       {"qkv GQA", 6144, 4096}, {"gate", 11008, 4096},  {"gate+up", 22016, 4096},
-                       {"down", 4096, 11008}};
-  std::printf("\ncuBLAS GEMM sweep (bf16, float32 accumulation, CUBLAS_GEMM_DEFAULT), median of 20 samples of 8 "
-              "calls back to back:\n");
-  std::printf("| product | n | k | m | us | weight TB/s | TFLOP/s |\n| --- | --- | --- | --- | --- | --- | --- |\n");
+  const nk shapes[] = {{"q or o", 4096, 4096},   {"k (GQA)", 1024, 4096}, {"qkv MHA", 12288, 4096},
+                       {"qkv GQA", 6144, 4096},  {"gate", 11008, 4096},  {"gate+up", 22016, 4096},
+                       {"down", 4096, 11008},    {"gate+up L3", 28672, 4096}, {"down L3", 4096, 14336}};
+  std::printf("\nGEMM sweep (bf16, float32 accumulation): cublasGemmEx (CUBLAS_GEMM_DEFAULT) against cuBLASLt "
+              "tuned per shape; us per call, median of 20 samples of 8 calls back to back:\n");
+  std::printf("| product | n | k | m | GemmEx us | Lt us | GemmEx / Lt | Lt TFLOP/s |\n"
+              "| --- | --- | --- | --- | --- | --- | --- | --- |\n");
+  double sum_ex = 0, sum_lt = 0;
   for (const auto& s : shapes) {
     // 8 copies of the weight, so consecutive calls miss L2 as a step's different layers do.
     std::vector<kernels::tensor> ws;
     for (int c = 0; c < 8; ++c) ws.push_back(be->upload_weight(kernels::dtype::bf16, nullptr, {s.n, s.k}));
-    for (int m : {64, 128, 192, 256, 384, 2048}) {
+    for (int m : {64, 128, 192, 256, 384, 2048, 4096}) {
       auto x = be->upload_weight(kernels::dtype::bf16, nullptr, {m, s.k});
       auto out = be->alloc({m, s.n});
       be->synchronize();
-      const double t = median_call_seconds(
+      const double t_ex = median_call_seconds(
           20, 4, 8, [&](int i) { gemm_bf16(h, s.n, m, s.k, ws[size_t(i % 8)].data, x.data, out.data); });
-      std::printf("| %s | %d | %d | %d | %.1f | %.2f | %.0f |\n", s.name, s.n, s.k, m, t * 1e6,
-                  2.0 * s.n * double(s.k) / t / 1e12, 2.0 * m * double(s.n) * s.k / t / 1e12);
+      kernels::cuda::gemm_args g{CUDA_R_16BF, m, s.n, s.k, x.data, ws[0].data, out.data};
+      if (lt->run(g, nullptr) != CUBLAS_STATUS_SUCCESS) {  // the first call tunes the shape
+        std::fprintf(stderr, "cuda_bench: cuBLASLt failed at m %d n %d k %d\n", m, s.n, s.k);
+        std::exit(1);
+      }
+      BENCH_CUDA(cudaDeviceSynchronize());
+      const double t_lt = median_call_seconds(20, 4, 8, [&](int i) {
+        g.w = ws[size_t(i % 8)].data;
+        lt->run(g, nullptr);
+      });
+      sum_ex += t_ex;
+      sum_lt += t_lt;
+      std::printf("| %s | %d | %d | %d | %.1f | %.1f | %.3f | %.0f |\n", s.name, s.n, s.k, m, t_ex * 1e6, t_lt * 1e6,
+                  t_ex / t_lt, 2.0 * m * double(s.n) * s.k / t_lt / 1e12);
     }
   }
+  std::printf("all shapes and row counts: GemmEx %.1f us, Lt %.1f us in all (%.3f)\n", sum_ex * 1e6, sum_lt * 1e6,
+              sum_ex / sum_lt);
+  std::printf("\n%s", lt->report(true).c_str());
+  BENCH_CUDA(cudaGetLastError());
+  lt.reset();
+  blas->destroy(lt_blas);
+  cudaFree(workspace);
   cublasDestroy(h);
 }
 
@@ -536,6 +575,13 @@ int main(int argc, char** argv) {
   kernels::cuda_profile(*be, false);
   std::printf("\nGPU time per op, %d-token prompt then 32 decode steps:\n%s", opt.prompt, decode_profile.c_str());
   std::printf("GPU time per op, prefill of %d tokens:\n%s", opt.prefill, prefill_profile.c_str());
+  const std::string matmul = std::getenv("TROUPE_MATMUL") != nullptr ? std::getenv("TROUPE_MATMUL") : "lt";
+  const bool gemm_ex = matmul == "gemmex";
+  std::printf("products of several rows: %s\n%s",
+              gemm_ex ? "cublasGemmEx (TROUPE_MATMUL=gemmex)"
+              : matmul == "lt-all" ? "cuBLASLt tuned per shape (TROUPE_MATMUL=lt-all)"
+                                   : "cuBLASLt tuned per shape up to 512 rows, cublasGemmEx above",
+              gemm_ex ? "" : kernels::cuda_matmul_report(*be).c_str());
   const double prefill_flops = 2.0 * double(params) * opt.prefill;
   const std::string err = kernels::cuda_backend_error(*be);
   if (!err.empty()) {
@@ -546,11 +592,12 @@ int main(int argc, char** argv) {
               prop.name);
   std::string gemv_name = opt.cublas_gemv ? "cuBLAS" : opt.gemv_variant == 1 ? "own" : "own v" + std::to_string(opt.gemv_variant);
   gemv_name += opt.graphs ? " gemv, CUDA graphs" : " gemv, no graphs";
+  gemv_name += ", TROUPE_MATMUL=" + matmul;
   std::printf("| decode-1 (%d prompt, %d new, %s) | %.1f tok/s | %.1f tok/s (%.0f GB/s / %.2f GB per step) | %.1f%% |\n",
               opt.prompt, opt.decode, gemv_name.c_str(), tok_s, ceiling, bw / 1e9, step_bytes / 1e9,
               100.0 * tok_s / ceiling);
-  std::printf("| prefill-%d | %.0f tok/s (%.1f ms, %.0f TFLOP/s at 2*P*T) | %.0f TFLOP/s GEMM | %.1f%% |\n", opt.prefill,
-              opt.prefill / t_prefill, t_prefill * 1e3, prefill_flops / t_prefill / 1e12, flops / 1e12,
-              100.0 * prefill_flops / t_prefill / flops);
+  std::printf("| prefill-%d (%s) | %.0f tok/s (%.1f ms, %.0f TFLOP/s at 2*P*T) | %.0f TFLOP/s GEMM | %.1f%% |\n",
+              opt.prefill, matmul.c_str(), opt.prefill / t_prefill, t_prefill * 1e3,
+              prefill_flops / t_prefill / 1e12, flops / 1e12, 100.0 * prefill_flops / t_prefill / flops);
   return 0;
 }

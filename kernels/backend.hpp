@@ -8,6 +8,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "kernels/sampling.hpp"
 #include "kernels/tensor.hpp"
@@ -127,6 +128,12 @@ class backend {
   /// The first error asynchronous work met, "" while none. After an error a backend's ops do
   /// nothing and copies to the host give NaN.
   virtual std::string last_error() const { return {}; }
+
+  /// Row counts (ascending, up to about max_rows) at which a model should run each of its matrix
+  /// products once before serving, so that what the backend settles at a product shape's first call
+  /// (the CUDA backend times cuBLASLt's algorithms) is settled at start-up, not in the first steps;
+  /// empty (the default) when there is nothing to settle.
+  virtual std::vector<int64_t> matmul_rows_to_prepare(int64_t /*max_rows*/) const { return {}; }
 
   /// Graphs: between begin_capture() and end_capture() the ops are recorded instead of run, and
   /// replay() runs the recording again on the same buffers, reading whatever they hold then (inputs

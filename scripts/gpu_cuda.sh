@@ -7,7 +7,8 @@
 # "attention": decode attention alone against the copy bandwidth (cuda_bench --attention); "prefill-attention":
 # the prefill attention kernel alone (cuda_bench --prefill-attention); "offline": `troupe bench
 # offline --dummy llama2-7b` and then the transformers peer (.device-cuda/peer/hf_peer.py) on the same
-# workload, N and NOUT requests and output tokens, default 256 and 256) picks parts.
+# workload, N and NOUT requests and output tokens, default 256 and 256; "matmul": cuBLASLt tuned per shape against
+# cublasGemmEx, decode-1, prefill-2k and offline-256 each way, REPEAT times) picks parts.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/gpu_cuda_out}
@@ -167,6 +168,32 @@ if [[ " $STEPS " == *" bench "* ]]; then
     log="$OUT/bench_$(echo $args | tr -c 'a-z0-9' '_').log"
     $bin/cuda_bench $args >"$log" 2>&1 || echo "cuda_bench $args failed: $(tail -3 "$log")"
     cat "$log"
+  done
+fi
+
+if [[ " $STEPS " == *" matmul "* ]]; then
+  # Products of several rows through cuBLASLt tuned per shape (TROUPE_MATMUL=lt, the default: up to 512
+  # rows; lt-all: every size) against cublasGemmEx's default algorithm (=gemmex), in one call: decode-1
+  # and prefill-2k (cuda_bench), then offline-256 (`troupe bench offline`, ours only), alternating over
+  # MODES (default "gemmex lt"), REPEAT times each (default 2); every log is appended to $OUT/matmul.log.
+  shape=${MATMUL_SHAPE:-llama2-7b}
+  for r in $(seq 1 "${REPEAT:-2}"); do
+    for mode in ${MODES:-gemmex lt}; do
+      log=$(mktemp)
+      TROUPE_MATMUL=$mode $bin/cuda_bench --shape "$shape" >"$log" 2>&1 || echo "cuda_bench ($mode) failed: $(tail -3 "$log")"
+      { echo "=== cuda_bench --shape $shape, TROUPE_MATMUL=$mode, run $r"; cat "$log"; } >> "$OUT/matmul.log"
+      d=$(grep -E '^\| decode-1' "$log" | awk -F'|' '{print $3}' | xargs)
+      p=$(grep -E '^\| prefill' "$log" | awk -F'|' '{print $3}' | xargs)
+      tuned=$(grep -o 'tuned in [0-9]* ms' "$log" | head -1)
+      TROUPE_MATMUL=$mode timeout "${OFFLINE_TIMEOUT:-300}" $bin/troupe bench offline --dummy "$shape" --device cuda \
+        ${OFFLINE_ARGS:-} >"$log" 2>&1
+      { echo "=== troupe bench offline --dummy $shape, TROUPE_MATMUL=$mode, run $r"; cat "$log"; } >> "$OUT/matmul.log"
+      o=$(grep '^RESULT offline' "$log" | grep -o 'out_tok_s=[0-9.]* [^ ]* seconds=[0-9.]*')
+      warm=$(grep -o 'after the warm-up, matmul tuning[^;]*' "$log" | grep -o '[0-9]* shapes tuned in [0-9]* ms')
+      run=$(grep -o 'after the run, matmul tuning[^;]*' "$log" | grep -o '[0-9]* shapes tuned in [0-9]* ms')
+      note "$shape $mode, run $r" "decode-1 $d; prefill-2k $p${tuned:+ ($tuned)}; offline-256 ${o:-failed}${warm:+; start-up: $warm, after the run: $run}"
+      rm -f "$log"
+    done
   done
 fi
 

@@ -115,6 +115,11 @@ expected<std::unique_ptr<llm>> llm::create(llama_model& model, const tokenizer& 
   if (std::string err = model.backend().last_error(); !err.empty())
     return make_error("the GPU failed while allocating the KV cache of ", so->num_blocks, " blocks: ", err,
                       note.empty() ? "" : " (", note, note.empty() ? "" : ")");
+  // Per-shape choices of the backend's products (CUDA: cuBLASLt algorithms) at start-up, not in the
+  // first steps; after the KV cache, whose size counted these activations.
+  model.prepare_products(so->max_num_batched_tokens, so->max_num_seqs);
+  if (std::string err = model.backend().last_error(); !err.empty())
+    return make_error("the GPU failed while preparing the matrix products: ", err);
   engine->kv_note_ = std::move(note);
   engine->steps_in_flight_ = o.steps_in_flight;
   return engine;

@@ -88,23 +88,6 @@ std::optional<expected<kernels::tensor>> llama_model::forward_graph(const step_i
   idx.batch.sliding_window = static_cast<int32_t>(cfg_.sliding_window);
   idx.batch.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(cfg_.head_dim)));
 
-  auto found = graphs_.find(key);
-  if (found == graphs_.end()) {
-    if (!be_.begin_capture()) {
-      graphs_unsupported_ = true;
-      return {};
-    }
-    run_step(idx, key.batch, key.batch, cache);
-    const int id = be_.end_capture();
-    if (id < 0) {
-      graphs_unsupported_ = true;
-      return expected<kernels::tensor>(make_error("recording a graph for decode steps of ", key.batch,
-                                                  " sequences failed: ", be_.last_error(),
-                                                  " (TROUPE_CUDA_GRAPHS=0 turns graphs off)"));
-    }
-    found = graphs_.emplace(key, id).first;
-  }
-
   // This step's inputs, padded to the graph's batch.
   graph_host_.assign(size_t(at.end - at.ids), 0);
   const auto put = [&](int64_t offset, const std::vector<int32_t>& v) {
@@ -131,6 +114,28 @@ std::optional<expected<kernels::tensor>> llama_model::forward_graph(const step_i
   }
   kernels::index_tensor inputs = view(graph_inputs_, 0, kernels::shape{at.end});
   be_.write_indices(graph_host_, inputs);
+  auto found = graphs_.find(key);
+  if (found == graphs_.end()) {
+    // The first graph of a batch size: the step runs once op by op before it is recorded, so that
+    // what a backend settles at a shape's first call (the CUDA backend times cuBLASLt's algorithms
+    // for each product) is settled outside the capture. The replay then does the same work again:
+    // the same K/V to the same slots, the logits overwritten.
+    if (eager_batches_.insert(key.batch).second) run_step(idx, key.batch, key.batch, cache);
+    if (!be_.begin_capture()) {
+      graphs_unsupported_ = true;
+      return {};
+    }
+    run_step(idx, key.batch, key.batch, cache);
+    const int id = be_.end_capture();
+    if (id < 0) {
+      graphs_unsupported_ = true;
+      return expected<kernels::tensor>(make_error("recording a graph for decode steps of ", key.batch,
+                                                  " sequences failed: ", be_.last_error(),
+                                                  " (TROUPE_CUDA_GRAPHS=0 turns graphs off)"));
+    }
+    found = graphs_.emplace(key, id).first;
+  }
+
   be_.replay(found->second);
   return expected<kernels::tensor>(logits_.rows(0, rows));
 }

@@ -286,6 +286,42 @@ kernels::tensor llama_model::run_step(const step_indices& in, int64_t tokens, in
   return out;
 }
 
+void llama_model::prepare_products(int64_t max_tokens, int64_t max_scored) {
+  const std::vector<int64_t> counts = be_.matmul_rows_to_prepare(max_tokens);
+  if (counts.empty() || layers_.empty()) return;
+  const int64_t most = counts.back(), hidden = cfg_.hidden_size;
+  step_buffers& buf = buffers_for(most);
+  const int64_t scored = std::min(max_scored, most);
+  if (logits_.empty() || logits_.dims.rows() < scored) logits_ = be_.alloc({scored, cfg_.vocab_size});
+  // Inputs of a model's scale (timings on zeros or stale memory can mislead): normalised embedding
+  // rows; SiLU of the gate/up product; embedding rows as attention outputs where they are as wide.
+  std::vector<int32_t> ids(static_cast<size_t>(most));
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int32_t>((i * 7919 + 13) % size_t(cfg_.vocab_size));
+  const kernels::index_tensor id_rows = be_.upload_indices(ids, kernels::shape{most});
+  be_.embedding(embed_, id_rows, buf.residual);
+  be_.rms_norm(buf.residual, final_norm_, static_cast<float>(cfg_.rms_norm_eps), buf.x);
+  if (cfg_.num_attention_heads * cfg_.head_dim == hidden) {
+    tensor attn = buf.attn;
+    attn.dims = kernels::shape{most, hidden};
+    be_.embedding(embed_, id_rows, attn);
+  }
+  const layer_weights& w = layers_.front();
+  be_.matmul(buf.x, w.gate_up, nullptr, buf.gate_up);
+  be_.silu_and_mul(buf.gate_up, buf.act);
+  for (int64_t m : counts) {
+    tensor qkv = buf.qkv.rows(0, m), h = buf.h.rows(0, m), gate_up = buf.gate_up.rows(0, m);
+    be_.matmul(buf.x.rows(0, m), w.qkv, nullptr, qkv);
+    be_.matmul(buf.attn.rows(0, m), w.o, nullptr, h);
+    be_.matmul(buf.x.rows(0, m), w.gate_up, nullptr, gate_up);
+    be_.matmul(buf.act.rows(0, m), w.down, nullptr, h);
+    if (m <= scored) {
+      tensor logits = logits_.rows(0, m);
+      be_.matmul(buf.x.rows(0, m), lm_head_, nullptr, logits);
+    }
+  }
+  be_.synchronize();
+}
+
 void llama_model::longest_first(std::vector<int32_t>& seqs, const std::vector<int32_t>& seq_lens) {
   std::stable_sort(seqs.begin(), seqs.end(), [&](int32_t a, int32_t b) {
     return seq_lens[static_cast<size_t>(a)] > seq_lens[static_cast<size_t>(b)];

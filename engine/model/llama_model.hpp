@@ -6,6 +6,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <memory>
 #include <string>
 #include <vector>
@@ -60,6 +61,12 @@ class llama_model {
   /// backend recorded (CUDA graphs), captured the first time each padded batch size and context
   /// bound is seen; 0 turns graphs off. Default 256, or 0 when TROUPE_CUDA_GRAPHS=0 is set.
   void set_graph_batch(int32_t max_batch);
+  /// Runs each distinct matrix product of a step (q/k/v, o, gate/up, down; the LM head up to
+  /// `max_scored` rows) once at every row count the backend names (backend::matmul_rows_to_prepare)
+  /// up to `max_tokens`, on the step buffers and activations of a model's scale, so that the backend
+  /// settles its per-shape choices now rather than in the first steps. Nothing on backends that name
+  /// none. Touches no KV cache.
+  void prepare_products(int64_t max_tokens, int64_t max_scored);
   /// Graphs recorded so far (tests, logs).
   size_t num_graphs() const { return graphs_.size(); }
 
@@ -125,6 +132,7 @@ class llama_model {
   // The cache, workspace and logits buffers the graphs were recorded on (both buffers only grow).
   int64_t graph_buffers_[3] = {};
   std::vector<int32_t> graph_host_, graph_order_;
+  std::set<int32_t> eager_batches_;  // padded batch sizes already run op by op before a capture
   int64_t workspace_tokens_ = 0;
   std::vector<layer_weights> layers_;
 };

@@ -55,6 +55,16 @@ bool cuda_use_prefill_kernel(backend& be, bool on) {
   return true;
 }
 
+bool cuda_use_lt_matmul(backend& be, bool on, int64_t max_rows) {
+  auto* c = dynamic_cast<cuda::cuda_backend*>(&be);
+  return c != nullptr && c->set_lt_matmul(on, max_rows);
+}
+
+std::string cuda_matmul_report(backend& be, bool per_shape) {
+  auto* c = dynamic_cast<cuda::cuda_backend*>(&be);
+  return c != nullptr ? c->matmul_report(per_shape) : std::string();
+}
+
 bool cuda_profile(backend& be, bool on) {
   auto* c = dynamic_cast<cuda::cuda_backend*>(&be);
   if (c == nullptr) return false;
@@ -111,6 +121,12 @@ std::unique_ptr<cuda_backend> cuda_backend::create(int device, dtype compute, st
   be->blas_workspace_ = be->device_bytes(workspace_bytes);
   if (!be->ok()) return fail(be->error());
   be->cublas_->set_workspace(be->blas_, be->blas_workspace_.get(), workspace_bytes);
+  // cuBLASLt with an algorithm chosen per shape for products of 2 to 512 rows (every size with
+  // TROUPE_MATMUL=lt-all), on the same workspace (fixed memory, so graphs may record it); without the
+  // library, with TROUPE_MATMUL=gemmex, and above 512 rows, cublasGemmEx's default algorithm.
+  be->lt_ = lt_matmul::create(be->cublas_, be->blas_, be->blas_workspace_.get(), workspace_bytes, nullptr);
+  const std::string_view matmul = std::getenv("TROUPE_MATMUL") != nullptr ? std::getenv("TROUPE_MATMUL") : "";
+  be->set_lt_matmul(matmul != "gemmex", matmul == "lt-all" ? std::numeric_limits<int64_t>::max() : 512);
   // The decode attention's split counters, reserved for the largest decode batches graphs record
   // (256 rows x 256 KV heads): graphs may not grow them.
   constexpr int64_t counters = int64_t{1} << 16;
@@ -136,6 +152,7 @@ cuda_backend::~cuda_backend() {
   flush();
   if (ctx_) cudaStreamSynchronize(ctx_->stream);
   release_graphs();
+  lt_.reset();
   blas_workspace_.reset();
   sampling_.reset();
   if (blas_ != nullptr) cublas_->destroy(blas_);

@@ -38,6 +38,21 @@ bool cuda_set_gemv_variant(backend& be, int variant);
 /// uses the tensor-core prefill kernel where head_dim allows, false the per-row kernel.
 bool cuda_use_prefill_kernel(backend& be, bool on);
 
+/// Where a CUDA backend sends matrix products of several rows: with `on` (the default, unless the
+/// environment has TROUPE_MATMUL=gemmex), products of up to max_rows rows go to cuBLASLt with an
+/// algorithm chosen per shape (the fastest of its heuristic candidates and cublasGemmEx's default,
+/// timed once at the shape's first call outside a graph capture) and larger ones to cublasGemmEx's
+/// default algorithm; without, every product goes to GemmEx. The default limit, 512 rows (every size
+/// with TROUPE_MATMUL=lt-all), keeps the tuned path where it measured faster on an H100: decode
+/// batches, not prompt chunks (bench/RESULTS.md). False for other backends, and for `on` where
+/// cuBLASLt could not be loaded (GemmEx then stays).
+bool cuda_use_lt_matmul(backend& be, bool on, int64_t max_rows = 512);
+
+/// What choosing cuBLASLt algorithms has cost and chosen: a summary line (shapes tuned, milliseconds
+/// spent), then with per_shape a line per tuned shape (GemmEx, cuBLASLt's first and the best
+/// candidate's microseconds). "" for other backends or without cuBLASLt.
+std::string cuda_matmul_report(backend& be, bool per_shape = false);
+
 /// Starts (true) or stops timing every op of a CUDA backend with CUDA events. False for other backends.
 bool cuda_profile(backend& be, bool on);
 

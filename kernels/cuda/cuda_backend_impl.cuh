@@ -11,6 +11,7 @@
 #include "kernels/backend.hpp"
 #include "kernels/cuda/attention.cuh"
 #include "kernels/cuda/cublas_loader.hpp"
+#include "kernels/cuda/lt_matmul.hpp"
 
 namespace troupe::kernels::cuda {
 
@@ -61,6 +62,9 @@ class cuda_backend final : public backend {
   void write_indices(std::span<const int32_t> host, index_tensor& dst) override;
   bool memory_info(size_t& free_bytes, size_t& total_bytes) override;
   std::string last_error() const override { return error_; }
+  /// One row count per tuning bucket of lt_matmul (its largest), from 2 up to max_rows' bucket;
+  /// empty while products go to GemmEx.
+  std::vector<int64_t> matmul_rows_to_prepare(int64_t max_rows) const override;
   bool supports_graphs() const override { return true; }
   bool begin_capture() override;
   int end_capture() override;
@@ -76,6 +80,14 @@ class cuda_backend final : public backend {
   }
   void set_gemv_variant(int v) { gemv_variant_ = v; }
   void set_prefill_kernel(bool on) { prefill_kernel_ = on; }
+  /// Products of 2 to max_rows rows through cuBLASLt tuned per shape (on), the others through
+  /// cublasGemmEx; false where cuBLASLt could not be loaded.
+  bool set_lt_matmul(bool on, int64_t max_rows) {
+    use_lt_ = on && lt_ != nullptr;
+    lt_max_rows_ = max_rows;
+    return use_lt_ == on;
+  }
+  std::string matmul_report(bool per_shape) const { return lt_ ? lt_->report(per_shape) : std::string(); }
   cudaStream_t stream() const { return ctx_->stream; }
 
   /// Profiling: while on, every op is timed with CUDA events (see cuda_profile_report).
@@ -105,6 +117,9 @@ class cuda_backend final : public backend {
   const cublas_api* cublas_ = nullptr;  // loaded at run time (cublas_loader.hpp)
   cublasHandle_t blas_ = nullptr;
   std::shared_ptr<void> blas_workspace_;
+  std::unique_ptr<lt_matmul> lt_;  // null without cuBLASLt: every product then takes GemmEx
+  bool use_lt_ = false;
+  int64_t lt_max_rows_ = 512;  // larger products take GemmEx (see cuda_use_lt_matmul)
   dtype compute_ = dtype::bf16;
   std::string name_;
   std::string error_;

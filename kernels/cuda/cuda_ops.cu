@@ -1,4 +1,6 @@
 // The CUDA backend's ops: shape checks, then our kernels or cuBLAS on the backend's stream.
+#include <algorithm>
+
 #include "kernels/cuda/attention.cuh"
 #include "kernels/cuda/cuda_backend_impl.cuh"
 #include "kernels/cuda/elementwise.cuh"
@@ -88,16 +90,22 @@ void cuda_backend::matmul(const tensor& x, const tensor& weight, const tensor* b
     return;
   }
   flush();
-  // Row-major out[m, n] = x[m, k] · W[n, k]ᵀ is column-major outᵀ[n, m] = W[k, n]ᵀ · xᵀ[k, m].
   profile_scope timing(*this, m <= 64 ? "matmul (cuBLAS, m<=64)" : m <= 512 ? "matmul (cuBLAS, m<=512)"
                                                                    : "matmul (cuBLAS, m>512)");
-  const float alpha = 1.0f, beta = 0.0f;
-  const cudaDataType_t t = blas_type(compute_);
-  TROUPE_CUBLAS_OK(cublas_->gemm_ex(blas_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(n), static_cast<int>(m),
-                                static_cast<int>(k), &alpha, weight.data, t, static_cast<int>(k), x.data, t,
-                                static_cast<int>(k), &beta, out.data, t, static_cast<int>(n), CUBLAS_COMPUTE_32F,
-                                CUBLAS_GEMM_DEFAULT));
+  const gemm_args g{blas_type(compute_), m, n, k, x.data, weight.data, out.data};
+  if (use_lt_ && m <= lt_max_rows_)
+    TROUPE_CUBLAS_OK(lt_->run(g, stream()));  // kernels/cuda/lt_matmul.cu
+  else
+    TROUPE_CUBLAS_OK(gemm_ex(*cublas_, blas_, g));
   if (has_bias) TROUPE_CUDA_OK(add_bias(compute_, out.data, bias->as<float>(), m, n, stream()));
+}
+
+std::vector<int64_t> cuda_backend::matmul_rows_to_prepare(int64_t max_rows) const {
+  std::vector<int64_t> rows;
+  if (!use_lt_) return rows;
+  const int64_t most = std::min(max_rows, lt_max_rows_);
+  for (int64_t m = 2; m <= most; m = rows.back() + 1) rows.push_back(lt_matmul::m_bucket(m));
+  return rows;
 }
 
 void cuda_backend::rope_write_kv(const tensor& qkv, tensor& q, const index_tensor& positions, const tensor& inv_freq,

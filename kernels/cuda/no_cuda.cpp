@@ -26,6 +26,10 @@ bool cuda_set_gemv_variant(backend&, int) { return false; }
 
 bool cuda_use_prefill_kernel(backend&, bool) { return false; }
 
+bool cuda_use_lt_matmul(backend&, bool, int64_t) { return false; }
+
+std::string cuda_matmul_report(backend&, bool) { return {}; }
+
 bool cuda_profile(backend&, bool) { return false; }
 
 std::string cuda_profile_report(backend&) { return {}; }

@@ -106,6 +106,90 @@ TEST_CASE("cuda matmul (every gemv variant and cuBLAS, with and without bias) ma
   }
 }
 
+// Shapes tuned so far, from the summary line of cuda_matmul_report ("...: N shapes tuned ...").
+int shapes_tuned(backend& gpu) {
+  const std::string r = cuda_matmul_report(gpu);
+  const size_t at = r.find(": ");
+  return at == std::string::npos ? -1 : std::stoi(r.substr(at + 2));
+}
+
+TEST_CASE("cuda matmul of several rows, cuBLASLt tuned per shape and GemmEx, matches the CPU", "[cuda]") {
+  // Odd sizes, one row (cuBLAS rather than the gemv kernel here), row counts that share a tuning bucket
+  // (129 and 130; 300 and 310), sizes from decode batches to prefill chunks, and inputs whose rows
+  // start unaligned (a view from row 1).
+  const mm_case cases[] = {{1, 4096, 1000},  {1, 37, 29},     {2, 64, 64},      {3, 37, 29},      {5, 100, 1000},
+                           {8, 4096, 4096},  {17, 513, 301},  {64, 1024, 1024}, {77, 333, 555},   {129, 256, 4097},
+                           {130, 256, 4097}, {200, 64, 352},  {256, 4096, 1024}, {300, 96, 130},  {310, 96, 130},
+                           {1000, 128, 192}, {2047, 256, 256}};
+  for (dtype ct : compute_types) {
+    auto gpu = gpu_or_skip(ct);
+    if (!gpu) return;
+    auto cpu = make_cpu_backend(2);
+    std::mt19937 rng(31);
+    REQUIRE(cuda_set_gemv_variant(*gpu, 0));
+    for (bool lt : {true, false}) {
+      REQUIRE(cuda_use_lt_matmul(*gpu, lt, 1 << 30));  // cuBLASLt at every size; it must load where a GPU is
+      for (const auto& c : cases)
+        for (int variant = 0; variant < 3; ++variant) {  // no bias, bias, bias with x's rows unaligned
+          const bool with_bias = variant > 0, offset = variant == 2;
+          INFO(to_string(ct) << (lt ? " cuBLASLt" : " GemmEx") << " m " << c.m << " k " << c.k << " n " << c.n
+                             << " bias " << with_bias << " x from row 1 " << offset);
+          auto x = rounded(*gpu, random_values(size_t((c.m + 1) * c.k), rng));
+          auto w = rounded(*gpu, random_values(size_t(c.n * c.k), rng, 1.0f / std::sqrt(float(c.k))));
+          auto b = random_values(size_t(c.n), rng, 0.1f);
+          auto gw = gpu->upload_weight(dtype::f32, w.data(), {c.n, c.k});
+          auto cw = cpu->upload_weight(dtype::f32, w.data(), {c.n, c.k});
+          auto gb = gpu->upload_weight(dtype::f32, b.data(), {c.n});
+          auto cb = cpu->upload_weight(dtype::f32, b.data(), {c.n});
+          auto gx = upload(*gpu, x, {c.m + 1, c.k}).rows(offset ? 1 : 0, c.m);
+          auto cx = upload(*cpu, x, {c.m + 1, c.k}).rows(offset ? 1 : 0, c.m);
+          auto go = poisoned(*gpu, {c.m, c.n});
+          auto co = cpu->alloc({c.m, c.n});
+          gpu->matmul(gx, gw, with_bias ? &gb : nullptr, go);
+          cpu->matmul(cx, cw, with_bias ? &cb : nullptr, co);
+          CHECK(max_rel_error(download(*gpu, go), download(*cpu, co)) < tolerance(ct));
+        }
+    }
+    CHECK(shapes_tuned(*gpu) >= 12);
+    INFO(cuda_matmul_report(*gpu, true));
+    CHECK(cuda_backend_error(*gpu).empty());
+  }
+}
+
+TEST_CASE("cuda matmul first met inside a graph capture is right, and is tuned at its next call outside", "[cuda]") {
+  for (dtype ct : compute_types) {
+    auto gpu = gpu_or_skip(ct);
+    if (!gpu) return;
+    auto cpu = make_cpu_backend(2);
+    REQUIRE(cuda_use_lt_matmul(*gpu, true));
+    std::mt19937 rng(32);
+    const int64_t m = 24, k = 320, n = 200;
+    auto x = rounded(*gpu, random_values(size_t(m * k), rng));
+    auto w = rounded(*gpu, random_values(size_t(n * k), rng, 1.0f / std::sqrt(float(k))));
+    auto gx = upload(*gpu, x, {m, k});
+    auto gw = gpu->upload_weight(dtype::f32, w.data(), {n, k});
+    auto co = cpu->alloc({m, n});
+    cpu->matmul(upload(*cpu, x, {m, k}), cpu->upload_weight(dtype::f32, w.data(), {n, k}), nullptr, co);
+    const auto want = download(*cpu, co);
+    auto go = poisoned(*gpu, {m, n});
+    gpu->synchronize();
+    const int before = shapes_tuned(*gpu);
+    REQUIRE(gpu->begin_capture());
+    gpu->matmul(gx, gw, nullptr, go);
+    const int graph = gpu->end_capture();
+    REQUIRE(graph >= 0);
+    CHECK(shapes_tuned(*gpu) == before);  // nothing timed inside the capture
+    gpu->replay(graph);
+    CHECK(max_rel_error(download(*gpu, go), want) < tolerance(ct));
+    auto eager = poisoned(*gpu, {m, n});
+    gpu->matmul(gx, gw, nullptr, eager);
+    CHECK(shapes_tuned(*gpu) == before + 1);
+    CHECK(max_rel_error(download(*gpu, eager), want) < tolerance(ct));
+    gpu->release_graph(graph);
+    CHECK(cuda_backend_error(*gpu).empty());
+  }
+}
+
 TEST_CASE("cuda weights upload from F16 and BF16 host data", "[cuda]") {
   auto gpu = gpu_or_skip(dtype::bf16);
   if (!gpu) return;
