@@ -83,7 +83,10 @@ void cuda_backend::sample(const tensor& logits, const sampling_batch& batch, sam
   auto* offsets_host = reinterpret_cast<int32_t*>(up + offsets_at);
   for (int64_t j = 0; j <= chunk_rows; ++j) offsets_host[j] = int32_t(j * vocab);
   auto* dev = static_cast<std::byte*>(s.upload.get());
-  if (!TROUPE_CUDA_OK(cudaMemcpyAsync(dev, up, up_bytes, cudaMemcpyHostToDevice, stream()))) return;
+  // Every row greedy without logprobs (decode batches of greedy requests): the argmax reads no recipe,
+  // and the step saves a copy up.
+  const bool all_greedy = int64_t(greedy.size()) == rows && with_logprobs.empty();
+  if (!all_greedy && !TROUPE_CUDA_OK(cudaMemcpyAsync(dev, up, up_bytes, cudaMemcpyHostToDevice, stream()))) return;
   const auto* d_recipes = reinterpret_cast<const row_recipe*>(dev + recipes_at);
   const auto* d_adjust = reinterpret_cast<const logit_adjustment*>(dev + adjust_at);
   const auto* d_greedy = reinterpret_cast<const int32_t*>(dev + greedy_at);
