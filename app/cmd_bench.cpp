@@ -282,11 +282,19 @@ int run_offline(const bench_args& a) {
                 "(at %.0f TFLOP/s); floor %.2f s = %.1f%% of the measured time; ceiling %.0f output tok/s\n",
                 t_bytes, (unsigned long long)steps, weights / 1e9, kv_reads * kv_token / 1e9, bw / 1e9, t_flops,
                 flops / 1e12, floor, 100.0 * floor / seconds, double(out_tokens) / floor);
+    // The floor above counts the steps this run took, so a schedule of more steps raises its own
+    // floor. The fewest steps any schedule could take (a cache with room for every request): the
+    // prompts at max_num_batched_tokens a step, then output_len - 1 decode steps.
+    const int64_t budget = so.max_num_batched_tokens;
+    const int64_t fewest = (prompt_tokens + budget - 1) / budget + a.output_len - 1;
+    const double floor_fewest = std::max((double(fewest) * weights + kv_reads * kv_token) / bw, t_flops);
+    std::printf("roofline with the fewest steps any schedule could take (%lld): floor %.2f s = %.1f%% of the measured "
+                "time\n", (long long)fewest, floor_fewest, 100.0 * floor_fewest / seconds);
     std::printf("RESULT offline out_tok_s=%.1f req_s=%.3f seconds=%.2f steps=%llu roofline_fraction=%.3f "
-                "ceiling_tok_s=%.0f bw_GBps=%.0f gemm_TFLOPs=%.0f kv_tokens=%lld\n",
+                "ceiling_tok_s=%.0f bw_GBps=%.0f gemm_TFLOPs=%.0f kv_tokens=%lld roofline_fraction_fewest_steps=%.3f\n",
                 double(out_tokens) / seconds, a.num_prompts / seconds, seconds, (unsigned long long)steps,
                 floor / seconds, double(out_tokens) / floor, bw / 1e9, flops / 1e12,
-                (long long)so.num_blocks * so.block_size);
+                (long long)so.num_blocks * so.block_size, floor_fewest / seconds);
   } else {
     std::printf("RESULT offline out_tok_s=%.1f req_s=%.3f seconds=%.2f steps=%llu\n", double(out_tokens) / seconds,
                 a.num_prompts / seconds, seconds, (unsigned long long)steps);
