@@ -129,7 +129,8 @@ std::vector<int32_t> random_ids(int n, int64_t vocab, uint32_t seed) {
 }
 
 // Greedy generation of `steps` tokens after the prompt, the token picked on the GPU (the backend's
-// sample op, as the engine does); returns the decode seconds.
+// sample op) and each step launched before the last one's token reaches the host, its input token
+// taken on the device, as engine::model_runner does; returns the decode seconds.
 double decode_run(llama_model& model, kv_cache& cache, const std::vector<int32_t>& prompt, int steps) {
   step_input in;
   in.max_blocks_per_seq = int32_t(cache.num_blocks());
@@ -137,9 +138,15 @@ double decode_run(llama_model& model, kv_cache& cache, const std::vector<int32_t
   kernels::sampling_batch greedy;
   greedy.rows.resize(1);
   kernels::sample_result picked;
+  int open = -1;  // the sample ticket of the step before, its token still on the device
   int32_t next = 0;
+  // TROUPE_OVERLAP=0: each step waits for the last one's token on the host (as before overlap).
+  static const bool overlap = !(std::getenv("TROUPE_OVERLAP") && std::string(std::getenv("TROUPE_OVERLAP")) == "0");
   auto feed = [&](std::span<const int32_t> ids, int32_t at) {
     in.token_ids.assign(ids.begin(), ids.end());
+    in.fed_ticket = open;
+    in.fed_rows.assign(open >= 0 ? 1 : 0, 0);
+    in.fed_at.assign(open >= 0 ? 1 : 0, 0);
     in.positions.clear();
     in.slot_mapping.clear();
     for (int32_t i = 0; i < int32_t(ids.size()); ++i) {
@@ -154,12 +161,20 @@ double decode_run(llama_model& model, kv_cache& cache, const std::vector<int32_t
       std::fprintf(stderr, "cuda_bench: %s\n", logits.error().message.c_str());
       std::exit(1);
     }
-    model.backend().sample(*logits, greedy, picked);
-    next = picked.tokens.at(0);
+    const int ticket = model.backend().sample_begin(*logits, greedy);
+    if (open >= 0) model.backend().sample_end(open, picked);
+    open = ticket;
+    if (!overlap) {
+      model.backend().sample_end(open, picked);
+      next = picked.tokens.at(0);
+      open = -1;
+    }
   };
   feed(prompt, 0);
+  model.backend().synchronize();
   const auto start = std::chrono::steady_clock::now();
   for (int i = 0; i < steps; ++i) feed(std::span<const int32_t>(&next, 1), int32_t(prompt.size()) + i);
+  if (open >= 0) model.backend().sample_end(open, picked);
   return seconds_since(start);
 }
 

@@ -154,6 +154,22 @@ class backend {
   /// The semantics are those of kernels/cpu/sampling_reference.hpp. This default copies the logits
   /// to the host and runs that reference; backends override it to keep the logits where they are.
   virtual void sample(const tensor& logits, const sampling_batch& batch, sample_result& out);
+
+  /// sample() in two halves, so that a step may start before the last step's tokens reach the host
+  /// (engine::model_runner): sample_begin starts the work and returns a ticket (the two latest stay
+  /// open), sample_end waits for that ticket's results, and sample_ready says whether it would wait.
+  /// feed_sampled writes a begun ticket's token of row rows[i] (a row that samples, not one that
+  /// scores a given token) into ids[at[i]], ordered after the work issued before it, so the next
+  /// step's inputs take them where they are. The defaults
+  /// sample at once (sample()) and write host memory, as write_indices does.
+  virtual int sample_begin(const tensor& logits, const sampling_batch& batch);
+  virtual void sample_end(int ticket, sample_result& out);
+  virtual bool sample_ready(int /*ticket*/) { return true; }
+  virtual void feed_sampled(int ticket, std::span<const int32_t> rows, index_tensor& ids, std::span<const int32_t> at);
+
+ private:
+  sample_result begun_[2];  // the defaults' results by ticket
+  int next_ticket_ = 0;
 };
 
 /// The float32 CPU reference backend (kernels/cpu/). `threads` 0: use every core.

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <unordered_map>
 #include <vector>
@@ -14,6 +15,8 @@
 #include "engine/sampling/sampler.hpp"
 
 namespace troupe::engine {
+
+struct sampling_row;  // engine/core/step_sampling.hpp
 
 /// What one step produced, per entry of the schedule output's `scheduled` list.
 struct step_result {
@@ -40,6 +43,22 @@ class model_runner {
   /// (the model rejected the step) leave the request states as the schedule output made them.
   expected<step_result> execute(const schedule_output& output);
 
+  /// execute() in two halves, so that step N + 1 can start on the device before step N's tokens
+  /// reach the host: launch() builds the step's inputs and issues its forward pass and sampling,
+  /// finish() waits for the oldest launched step's samples and returns its result. At most two steps
+  /// are launched and not finished, and they finish in order. A token of the step before, still on
+  /// the device, goes into the next step's inputs there (step_input::fed_*). `output` must stay
+  /// alive until its step finishes. A launch error leaves nothing launched for that step.
+  expected<void> launch(const schedule_output& output);
+  expected<step_result> finish();
+  /// Steps launched and not finished.
+  size_t num_launched() const { return launched_.size(); }
+  /// Whether `next` may be launched while the one launched is unfinished: its samplers must not
+  /// need the tokens still on the device (penalties count generated tokens when the recipe is made).
+  bool may_launch_before_finish(const schedule_output& next) const;
+  /// Whether finish() would return without waiting for the device.
+  bool oldest_ready();
+
   /// The inputs of the last step (for tests and tracing).
   const step_input& last_input() const { return input_; }
   /// Requests it holds state for (finished ones leave with the next step's finished_request_ids).
@@ -64,8 +83,17 @@ class model_runner {
     size_t entry;         // index in output.scheduled
     int32_t prompt_token; // the prompt token it scores, or -1: the row samples
   };
+  // A step launched and not finished.
+  struct launched_step {
+    const schedule_output* output = nullptr;
+    int ticket = -1;                        // the backend's sample ticket (-1: nothing sampled)
+    std::vector<row_use> rows;              // parallel to the sample op's rows
+    std::vector<request_id> sampling;       // requests that sample in it
+    std::unordered_map<request_id, int32_t> sample_row;  // request -> its sample row
+  };
   void apply(const schedule_output& output);
-  expected<void> build(const schedule_output& output);
+  expected<void> build(const schedule_output& output, launched_step& step);
+  std::vector<sampling_row> sampling_rows(const launched_step& step);
   /// Appends each sampled token to its request's tokens (the next step's placeholder input).
   void record_samples(const schedule_output& output, const step_result& result);
 
@@ -74,8 +102,8 @@ class model_runner {
   std::unique_ptr<kv_cache> cache_;
   std::unordered_map<request_id, request_state> states_;
   step_input input_;
-  std::vector<row_use> rows_;  // parallel to input_.logits_indices
-  std::vector<request_id> awaiting_sample_;  // sampling requests of the step being run
+  std::vector<request_id> awaiting_sample_;  // sampling requests of a step that failed
+  std::deque<launched_step> launched_;
 };
 
 }  // namespace troupe::engine

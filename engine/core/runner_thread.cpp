@@ -1,6 +1,10 @@
 // The runner's thread: takes queued steps one at a time and fulfils their promises.
 #include "engine/core/runner_thread.hpp"
 
+#include <chrono>
+#include <cstdlib>
+#include <string_view>
+
 namespace troupe::engine {
 
 runner_thread::runner_thread(model_runner& runner) : runner_(runner), thread_([this] { loop(); }) {}
@@ -25,7 +29,31 @@ std::future<expected<step_result>> runner_thread::submit(const schedule_output& 
   return f;
 }
 
+// Launches j's step; false (and j's result set) when that failed.
+bool runner_thread::launch(job& j) {
+  try {
+    if (auto ok = runner_.launch(*j.step); !ok) {
+      j.result.set_value(ok.error());
+      return false;
+    }
+    return true;
+  } catch (...) {
+    j.result.set_exception(std::current_exception());
+    return false;
+  }
+}
+
+void runner_thread::finish(job& j) {
+  try {
+    j.result.set_value(runner_.finish());
+  } catch (...) {
+    j.result.set_exception(std::current_exception());
+  }
+}
+
 void runner_thread::loop() {
+  // TROUPE_OVERLAP=0: every step finishes before the next one is launched (measurements only).
+  static const bool overlap = !(std::getenv("TROUPE_OVERLAP") && std::string_view(std::getenv("TROUPE_OVERLAP")) == "0");
   for (;;) {
     job j;
     {
@@ -35,10 +63,24 @@ void runner_thread::loop() {
       j = std::move(jobs_.front());
       jobs_.pop_front();
     }
-    try {
-      j.result.set_value(runner_.execute(*j.step));
-    } catch (...) {
-      j.result.set_exception(std::current_exception());
+    if (!launch(j)) continue;
+    // j runs on the device. If the next step comes before j's samples are ready, and may start
+    // without them on the host, it is launched first (its inputs take them on the device), so the
+    // device goes from one step to the next without waiting for the host.
+    for (;;) {
+      std::optional<job> next;
+      {
+        std::unique_lock lock(mu_);
+        while (!stop_ && jobs_.empty() && !runner_.oldest_ready()) cv_.wait_for(lock, std::chrono::microseconds(20));
+        if (overlap && !jobs_.empty() && runner_.may_launch_before_finish(*jobs_.front().step)) {
+          next = std::move(jobs_.front());
+          jobs_.pop_front();
+        }
+      }
+      const bool next_launched = next && launch(*next);
+      finish(j);
+      if (!next_launched) break;
+      j = std::move(*next);
     }
   }
 }

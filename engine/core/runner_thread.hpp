@@ -1,11 +1,14 @@
 // Runs a model runner's steps on a thread of its own, in the order given, so that the thread that
-// plans steps can plan the next one and process the last one's outputs meanwhile (engine::llm).
+// plans steps can plan the next one and process the last one's outputs meanwhile (engine::llm); a
+// step that comes while the one before still runs on the device is launched before that one
+// finishes (model_runner::launch / finish), so the device need not wait for the host between them.
 #pragma once
 
 #include <condition_variable>
 #include <deque>
 #include <future>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "engine/core/model_runner.hpp"
@@ -30,6 +33,8 @@ class runner_thread {
     std::promise<expected<step_result>> result;
   };
   void loop();
+  bool launch(job& j);
+  void finish(job& j);
 
   model_runner& runner_;
   std::mutex mu_;

@@ -8,6 +8,10 @@ namespace troupe::engine {
 void sample_step(kernels::backend& be, const kernels::tensor& logits, std::span<const sampling_row> rows,
                  step_result& res) {
   if (rows.empty()) return;
+  end_step_sampling(be, begin_step_sampling(be, logits, rows), rows, res);
+}
+
+int begin_step_sampling(kernels::backend& be, const kernels::tensor& logits, std::span<const sampling_row> rows) {
   TROUPE_CHECK(logits.dims.rows() == int64_t(rows.size()));
   kernels::sampling_batch batch;
   batch.rows.reserve(rows.size());
@@ -16,13 +20,18 @@ void sample_step(kernels::backend& be, const kernels::tensor& logits, std::span<
     if (r.prompt_token >= 0) {
       recipe.score_token = r.prompt_token;
     } else {
+      TROUPE_CHECK(r.pick != nullptr);
       recipe = r.pick->next_recipe(batch.adjustments);
     }
     recipe.logprobs = r.logprobs;
     batch.rows.push_back(recipe);
   }
+  return be.sample_begin(logits, batch);
+}
+
+void end_step_sampling(kernels::backend& be, int ticket, std::span<const sampling_row> rows, step_result& res) {
   kernels::sample_result out;
-  be.sample(logits, batch, out);
+  be.sample_end(ticket, out);
   TROUPE_CHECK(out.tokens.size() == rows.size());
   for (size_t i = 0; i < rows.size(); ++i) {
     const sampling_row& r = rows[i];
@@ -31,7 +40,7 @@ void sample_step(kernels::backend& be, const kernels::tensor& logits, std::span<
       continue;
     }
     res.sampled[r.entry] = out.tokens[i];
-    r.pick->record(out.tokens[i]);
+    if (r.pick != nullptr) r.pick->record(out.tokens[i]);
     if (r.logprobs >= 0) res.logprobs[r.entry].push_back(std::move(out.logprobs[i]));
   }
 }

@@ -25,4 +25,10 @@ struct sampling_row {
 void sample_step(kernels::backend& be, const kernels::tensor& logits, std::span<const sampling_row> rows,
                  step_result& res);
 
+/// sample_step in two halves (kernels::backend::sample_begin / sample_end): the recipes are made and
+/// the sample op started; later its results go into res, and each row's sampler (where not null:
+/// its request may have ended meanwhile) records its token.
+int begin_step_sampling(kernels::backend& be, const kernels::tensor& logits, std::span<const sampling_row> rows);
+void end_step_sampling(kernels::backend& be, int ticket, std::span<const sampling_row> rows, step_result& res);
+
 }  // namespace troupe::engine

@@ -114,6 +114,7 @@ std::optional<expected<kernels::tensor>> llama_model::forward_graph(const step_i
   }
   kernels::index_tensor inputs = view(graph_inputs_, 0, kernels::shape{at.end});
   be_.write_indices(graph_host_, inputs);
+  if (!in.fed_rows.empty()) be_.feed_sampled(in.fed_ticket, in.fed_rows, idx.ids, in.fed_at);
   auto found = graphs_.find(key);
   if (found == graphs_.end()) {
     // The first graph of a batch size: the step runs once op by op before it is recorded, so that

@@ -237,6 +237,10 @@ expected<void> llama_model::check_input(const step_input& in, const kv_cache& ca
         return make_error("step: sequence ", s, " uses block ", block, " outside the cache");
     }
   }
+  if (in.fed_rows.size() != in.fed_at.size() || (in.fed_ticket < 0 && !in.fed_rows.empty()))
+    return make_error("step: fed_rows and fed_at differ in length, or name no sample ticket");
+  for (int32_t t : in.fed_at)
+    if (t < 0 || t >= tokens) return make_error("step: a fed token row ", t, " is outside the step's ", tokens, " tokens");
   for (int32_t r : in.logits_indices)
     if (r < 0 || r >= tokens) return make_error("step: logits index ", r, " is not a token row");
   return {};
@@ -340,6 +344,7 @@ expected<kernels::tensor> llama_model::forward_device(const step_input& in, kv_c
     if (auto graphed = forward_graph(in, cache)) return std::move(*graphed);
   step_indices idx;
   idx.ids = be_.upload_indices(in.token_ids, kernels::shape{tokens});
+  if (!in.fed_rows.empty()) be_.feed_sampled(in.fed_ticket, in.fed_rows, idx.ids, in.fed_at);
   idx.positions = be_.upload_indices(in.positions, kernels::shape{tokens});
   idx.slots = be_.upload_indices(in.slot_mapping, kernels::shape{tokens});
   kernels::attention_batch& batch = idx.batch;

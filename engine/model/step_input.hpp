@@ -18,6 +18,11 @@ struct step_input {
   std::vector<int32_t> block_tables;     ///< [num_seqs x max_blocks_per_seq], padded with 0
   int32_t max_blocks_per_seq = 0;
   std::vector<int32_t> logits_indices;   ///< token rows whose logits the caller wants, in order
+  /// Token ids the backend's sample op is still producing (a step launched before the last one's
+  /// tokens reached the host): token fed_at[i] is row fed_rows[i] of sample ticket fed_ticket
+  /// (kernels::backend::feed_sampled); token_ids holds any valid id there. fed_ticket -1: none.
+  int32_t fed_ticket = -1;
+  std::vector<int32_t> fed_rows, fed_at;
 
   int32_t num_tokens() const { return static_cast<int32_t>(token_ids.size()); }
   int32_t num_seqs() const { return static_cast<int32_t>(seq_lens.size()); }

@@ -58,6 +58,12 @@ class cuda_backend final : public backend {
   void gather_rows(const tensor& x, const index_tensor& rows, tensor& out) override;
   /// Samples on the GPU; only tokens and requested logprobs come back (kernels/cuda/sample.cu).
   void sample(const tensor& logits, const sampling_batch& batch, sample_result& out) override;
+  /// The halves of sample (two tickets, each with its own upload and result buffers, an event after
+  /// its results' copy down); feed_sampled is a small kernel reading the ticket's device tokens.
+  int sample_begin(const tensor& logits, const sampling_batch& batch) override;
+  void sample_end(int ticket, sample_result& out) override;
+  bool sample_ready(int ticket) override;
+  void feed_sampled(int ticket, std::span<const int32_t> rows, index_tensor& ids, std::span<const int32_t> at) override;
 
   void write_indices(std::span<const int32_t> host, index_tensor& dst) override;
   bool memory_info(size_t& free_bytes, size_t& total_bytes) override;

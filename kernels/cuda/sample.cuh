@@ -21,6 +21,14 @@ struct device_logprobs {
   float top_logprobs[max_top_logprobs];
 };
 
+/// ids[at[i]] = tokens[rows[i]] for i < count (count <= feed_pairs; the pairs travel as arguments).
+constexpr int feed_pairs = 256;
+struct feed_args {
+  int32_t rows[feed_pairs];
+  int32_t at[feed_pairs];
+};
+cudaError_t feed_tokens(const int32_t* tokens, const feed_args& pairs, int count, int32_t* ids, cudaStream_t stream);
+
 /// tokens[dst ? dst[b] : b] = argmax of row (src ? src[b] : b) of x [*, row_stride], for `count`
 /// rows: the lowest index among equal maxima; NaN is never picked (a row of NaN gives 0).
 cudaError_t argmax_rows(dtype type, const void* x, int64_t row_stride, int64_t vocab, const int32_t* src,

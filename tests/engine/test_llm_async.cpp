@@ -4,6 +4,7 @@
 // supplies a placeholder's input token itself; rejected steps and device errors with steps in flight.
 #include <catch2/catch.hpp>
 
+#include <deque>
 #include <memory>
 #include <set>
 #include <string>
@@ -144,6 +145,60 @@ TEST_CASE("the model runner feeds a placeholder the token it sampled in the step
   REQUIRE(runner.last_input().positions == ids{6});
   REQUIRE(s.update_from_output(out1, res1->sampled)[0].new_token_ids == ids{res1->sampled[0]});
   REQUIRE(s.update_from_output(out2, res2->sampled)[0].new_token_ids == ids{res2->sampled[0]});
+}
+
+TEST_CASE("a step launched before the one before it finishes takes that step's tokens where they are") {
+  // Four requests, greedy and sampled, through steps planned two ahead: each run once step by step
+  // (execute) and once with step N + 1 launched before step N finishes.
+  const auto run = [](bool overlap) {
+    scheduler s(tiny_cache());
+    model_runner runner(*the().model, 8, 4);
+    for (request_id id = 1; id <= 3; ++id) {
+      request_params p;
+      p.max_tokens = 5;
+      p.ignore_eos = true;
+      p.sampling.temperature = id == 2 ? 0.8f : 0.0f;
+      p.sampling.seed = 40 + id;
+      REQUIRE(s.add_request(request(id, ids{1, int32_t(10 * id), int32_t(10 * id + 1)}, p)));
+    }
+    std::vector<std::vector<int32_t>> sampled;
+    std::deque<schedule_output> planned;
+    std::vector<size_t> overlapped;
+    while (s.has_unfinished() || !planned.empty()) {
+      while (planned.size() < 2 && s.has_unfinished()) planned.push_back(s.schedule());
+      schedule_output& out = planned.front();
+      if (!overlap || runner.num_launched() == 0) REQUIRE(runner.launch(out).has_value());
+      if (overlap && planned.size() > 1 && runner.may_launch_before_finish(planned[1])) {
+        REQUIRE(runner.launch(planned[1]).has_value());
+        overlapped.push_back(planned[1].scheduled.size());
+      }
+      auto res = runner.finish();
+      REQUIRE(res.has_value());
+      sampled.push_back(res->sampled);
+      s.update_from_output(out, res->sampled);
+      planned.pop_front();
+      REQUIRE(sampled.size() < 100);
+    }
+    REQUIRE(runner.num_launched() == 0);
+    if (overlap) REQUIRE(overlapped.size() > 3);  // most steps started before the one before finished
+    return sampled;
+  };
+  REQUIRE(run(true) == run(false));
+}
+
+TEST_CASE("a step whose samplers count generated tokens is not launched before the one before finishes") {
+  scheduler s(tiny_cache());
+  model_runner runner(*the().model, 8, 4);
+  request_params p;
+  p.sampling.temperature = 0.0f;
+  p.sampling.presence_penalty = 0.5f;  // its recipe needs the tokens generated so far
+  REQUIRE(s.add_request(request(1, ids{1, 10, 11}, p)));
+  auto out1 = s.schedule();
+  auto out2 = s.schedule();
+  REQUIRE(runner.launch(out1).has_value());
+  REQUIRE_FALSE(runner.may_launch_before_finish(out2));
+  REQUIRE(runner.finish().has_value());
+  REQUIRE(runner.execute(out2).has_value());
 }
 
 TEST_CASE("after a step the model rejected, the runner still runs the next step planned for the same requests") {

@@ -176,6 +176,59 @@ TEST_CASE("cuda greedy sample equals the argmax exactly, ties to the lower id", 
   }
 }
 
+TEST_CASE("cuda sampling in two halves: two tickets open, tokens fed to ids on the device", "[cuda]") {
+  for (dtype ct : compute_types) {
+    auto gpu = gpu_or_skip(ct);
+    if (!gpu) return;
+    std::mt19937 rng(13);
+    const int64_t vocab = 32000;
+    for (int64_t rows : {1, 7, 300}) {  // 300: the feed takes two launches of 256 pairs
+      INFO(to_string(ct) << " rows " << rows);
+      tensor a = upload(*gpu, random_logits(rows, vocab, rng), {rows, vocab});
+      tensor b = upload(*gpu, random_logits(rows, vocab, rng), {rows, vocab});
+      const sampling_batch ba = random_batch(rows, vocab, rng), bb = random_batch(rows, vocab, rng, true);
+      sample_result want_a, want_b;
+      gpu->sample(a, ba, want_a);
+      gpu->sample(b, bb, want_b);
+      // b begins while a is open; a's tokens go, reversed, into every other slot of an id buffer.
+      const int ta = gpu->sample_begin(a, ba);
+      const int tb = gpu->sample_begin(b, bb);
+      REQUIRE(ta != tb);
+      std::vector<int32_t> fed_rows, at;
+      for (int64_t r = 0; r < rows; ++r) {
+        fed_rows.push_back(int32_t(rows - 1 - r));
+        at.push_back(int32_t(2 * r));
+      }
+      const int32_t untouched = int32_t(vocab - 1);
+      index_tensor ids = gpu->upload_indices(std::vector<int32_t>(size_t(2 * rows), untouched), {2 * rows});
+      gpu->feed_sampled(ta, fed_rows, ids, at);
+      sample_result got_a, got_b;
+      gpu->sample_end(ta, got_a);
+      gpu->sample_end(tb, got_b);
+      REQUIRE(cuda_backend_error(*gpu).empty());
+      CHECK(got_b.tokens == want_b.tokens);  // greedy: exactly
+      // The sampled rows draw from the request's uniform, so a's tokens equal sample()'s too.
+      CHECK(got_a.tokens == want_a.tokens);
+      // Read the ids back through an embedding whose row i holds i / 256 and i % 256 (exact in bf16).
+      std::vector<float> table(size_t(vocab * 8), 0.0f);
+      for (int64_t i = 0; i < vocab; ++i) {
+        table[size_t(i * 8)] = float(i / 256);
+        table[size_t(i * 8 + 1)] = float(i % 256);
+      }
+      tensor t = gpu->upload_weight(dtype::f32, table.data(), {vocab, 8});
+      tensor looked = gpu->alloc({2 * rows, 8});
+      gpu->embedding(t, ids, looked);
+      const auto back = download(*gpu, looked);
+      const auto id_at = [&](int64_t j) { return int32_t(back[size_t(j * 8)]) * 256 + int32_t(back[size_t(j * 8 + 1)]); };
+      for (int64_t r = 0; r < rows; ++r) {
+        if (ba.rows[size_t(rows - 1 - r)].score_token < 0)  // a row that scores a given token samples none
+          CHECK(id_at(2 * r) == got_a.tokens[size_t(rows - 1 - r)]);
+        CHECK(id_at(2 * r + 1) == untouched);
+      }
+    }
+  }
+}
+
 TEST_CASE("cuda sample timings (printed)", "[cuda]") {
   auto gpu = gpu_or_skip(dtype::bf16);
   if (!gpu) return;
