@@ -31,6 +31,7 @@ using namespace troupe;
 using namespace troupe::engine;
 using troupe::bench::median;
 using troupe::bench::median_call_seconds;
+using troupe::bench::per_call;
 
 namespace {
 
@@ -178,18 +179,6 @@ double decode_run(llama_model& model, kv_cache& cache, const std::vector<int32_t
   return seconds_since(start);
 }
 
-
-// Seconds per call of f, run `reps` times back to back after a warm-up (host clock around a sync):
-// the GPU time when the op is longer than its launch, else the launch rate.
-template <class F>
-double per_call(kernels::backend& be, int reps, F&& f) {
-  for (int i = 0; i < 3; ++i) f();
-  be.synchronize();
-  const auto start = std::chrono::steady_clock::now();
-  for (int i = 0; i < reps; ++i) f();
-  be.synchronize();
-  return seconds_since(start) / reps;
-}
 
 // Times every op at the decode-1 and prefill-2k shapes of the config, and sums a layer.
 void op_profile(const config::model_config& c, const std::string& label) {

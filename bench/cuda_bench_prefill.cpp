@@ -4,7 +4,6 @@
 // copies of the pages, placed at random in the cache, so that consecutive calls do not find their
 // K/V in L2 (as a step's layers do not).
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <numeric>
@@ -88,13 +87,9 @@ void prefill_attention_bench() {
     {
       // Host clock around 16 calls and a sync (the backend's stream is its own), median of 7.
       std::vector<double> times;
-      for (int r = 0, issued = 0; r < 9; ++r) {
-        be->synchronize();
-        const auto start = std::chrono::steady_clock::now();
-        for (int i = 0; i < 16; ++i, ++issued) be->paged_attention(q, kc, vc, batches[size_t(issued % copies)], out);
-        be->synchronize();
-        if (r >= 2) times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / 16);
-      }
+      int issued = 0;
+      for (int r = 0; r < 7; ++r)
+        times.push_back(per_call(*be, 16, [&] { be->paged_attention(q, kc, vc, batches[size_t(issued++ % copies)], out); }));
       const double t = median(times);
       std::printf("| %s | %.1f | %.1f | %.0f |\n", c.name, flops / 1e9, t * 1e6, flops / t / 1e12);
     }

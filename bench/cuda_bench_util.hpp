@@ -4,7 +4,10 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <chrono>
 #include <vector>
+
+#include "kernels/backend.hpp"
 
 namespace troupe::bench {
 
@@ -35,6 +38,19 @@ double median_call_seconds(int samples, int warm, int batch, F&& call) {
   return median(times);
 }
 
+// Seconds per call of f, run `reps` times back to back after a warm-up (host clock around a sync):
+// the GPU time when the op is longer than its launch, else the launch rate.
+template <class F>
+double per_call(kernels::backend& be, int reps, F&& f) {
+  for (int i = 0; i < 3; ++i) f();
+  be.synchronize();
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < reps; ++i) f();
+  be.synchronize();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / reps;
+}
+
+// cuda_bench --prefill-attention (bench/cuda_bench_prefill.cpp).
 void prefill_attention_bench();
 
 }  // namespace troupe::bench

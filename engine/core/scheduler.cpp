@@ -201,6 +201,7 @@ void scheduler::adapt_reserve(bool preempted) {
 }
 
 void scheduler::admit_waiting(int32_t& budget, schedule_output& out) {
+  if (waiting_.empty()) return;  // (the reserve's sum below is per step otherwise)
   const int32_t bs = options_.block_size;
   const auto blocks_for = [bs](int64_t tokens) { return (tokens + bs - 1) / bs; };
   int64_t growth = 0;  // blocks the running requests may still take

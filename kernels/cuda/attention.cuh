@@ -28,6 +28,22 @@ struct attention_args {
   float scale = 1.0f;
 };
 
+#ifdef __CUDACC__
+/// Where key position p of a sequence sits in the paged cache: its page (an index into the block
+/// table) and its place in that page, by shift and mask when the block size is a power of two (the
+/// usual 16), else by division.
+struct page_math {
+  int size, shift;
+  bool pow2;
+  __device__ explicit page_math(int block_size)
+      : size(block_size), shift(0), pow2((block_size & (block_size - 1)) == 0) {
+    while ((1 << shift) < block_size) ++shift;  // log2 for a power of two (once a block)
+  }
+  __device__ int page(int p) const { return pow2 ? p >> shift : p / size; }
+  __device__ int offset(int p) const { return pow2 ? p & (size - 1) : p % size; }
+};
+#endif
+
 /// How the per-row kernel splits each row's keys: num_splits ranges of keys_per_split keys, and
 /// the float32 scratch (partial sums, maxima and denominators) that needs when num_splits > 1.
 struct split_plan {

@@ -114,12 +114,11 @@ __global__ void __launch_bounds__(threads) prefill_kernel(attention_args a) {
   const int32_t* table = a.block_tables + int64_t{s} * a.max_blocks;
 
   // Gathers keys [k0, k0 + tile_k) of the sequence from the paged cache into a stage, asynchronously.
-  // This thread copies the 16-byte chunk `part` of keys key0, key0 + key_step, ...; a block size that
-  // is a power of two (the usual 16) finds a key's page with a shift instead of a division.
+  // This thread copies the 16-byte chunk `part` of keys key0, key0 + key_step, ... (page_math finds
+  // a key's page).
   constexpr int chunks = D / 8, key_step = threads / chunks;
   const int part = threadIdx.x % chunks, key0 = threadIdx.x / chunks;
-  const int bs = a.block_size, shift = __popc(bs - 1);
-  const bool pow2 = (bs & (bs - 1)) == 0;
+  const page_math pages(a.block_size);
   const int64_t slot_stride = int64_t{a.kv_heads} * D, col = int64_t{g} * D + part * 8;
   auto load_tile = [&](int k0, int stage) {
     T* ks = smem + 2 * stage * tile_elems + key0 * stride + part * 8;
@@ -130,8 +129,7 @@ __global__ void __launch_bounds__(threads) prefill_kernel(attention_args a) {
       const bool valid = p < kend;
       int64_t off = 0;
       if (valid) {
-        const int page = pow2 ? p >> shift : p / bs, at = pow2 ? p & (bs - 1) : p % bs;
-        off = (int64_t{table[page]} * bs + at) * slot_stride + col;
+        off = (int64_t{table[pages.page(p)]} * a.block_size + pages.offset(p)) * slot_stride + col;
       }
       cp_async16(ks + i * key_step * stride, kc + off, valid);
       cp_async16(vs + i * key_step * stride, vc + off, valid);

@@ -86,18 +86,18 @@ __global__ void __launch_bounds__(warps * 32)
   const int32_t* table = a.block_tables + int64_t{s} * a.max_blocks;
   const int ntiles = kend > kbeg ? (kend - kbeg + tile - 1) / tile : 0;
 
-  // A block size that is a power of two (the usual 16) finds a key's page with a shift.
-  const int bs = a.block_size, shift = __popc(bs - 1);
-  const bool pow2 = (bs & (bs - 1)) == 0;
-  auto page_of = [&](int p) { return pow2 ? p >> shift : p / bs; };
-  auto in_page = [&](int p) { return pow2 ? p & (bs - 1) : p % bs; };
+  const page_math pages(a.block_size);
   int page[U];
   auto fetch_pages = [&](int j) {
 #pragma unroll
     for (int u = 0; u < U; ++u) {
       const int p = kbeg + j * tile + u * subs + me;
-      page[u] = p < kend ? __ldg(table + page_of(p)) : 0;
+      page[u] = p < kend ? __ldg(table + pages.page(p)) : 0;
     }
+  };
+  // Where this thread's 16 bytes of key p (the u-th of its tile) are in the K and V caches.
+  auto offset_of = [&](int u, int p) {
+    return ((int64_t{page[u]} * a.block_size + pages.offset(p)) * a.kv_heads + g) * D + part * 8;
   };
   auto issue = [&](int j) {
     if (j < ntiles) {
@@ -106,8 +106,7 @@ __global__ void __launch_bounds__(warps * 32)
       for (int u = 0; u < U; ++u) {
         const int p = kbeg + j * tile + u * subs + me;
         const bool ok = p < kend;
-        const int64_t off =
-            ok ? ((int64_t{page[u]} * bs + in_page(p)) * a.kv_heads + g) * D + part * 8 : 0;
+        const int64_t off = ok ? offset_of(u, p) : 0;
         cp_async16(buf + ((st * U + u) * 2) * threads + threadIdx.x, kc + off, ok);
         cp_async16(buf + ((st * U + u) * 2 + 1) * threads + threadIdx.x, vc + off, ok);
       }
@@ -126,7 +125,7 @@ __global__ void __launch_bounds__(warps * 32)
       for (int u = 0; u < U; ++u) {
         const int p = kbeg + j * tile + u * subs + me;
         if (p < kend) {
-          const int64_t off = ((int64_t{page[u]} * bs + in_page(p)) * a.kv_heads + g) * D + part * 8;
+          const int64_t off = offset_of(u, p);
           prefetch_l2(kc + off);
           prefetch_l2(vc + off);
         }
