@@ -1,11 +1,15 @@
-// Executor actor: backend + llama_model + model_runner behind init and execute messages.
+// Executor actor: backend + llama_model + model_runner behind init and execute messages; step N + 1
+// is launched before step N finishes (actors/step_pipeline).
 #include "actors/executor_actor.hpp"
 
+#include <chrono>
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "actors/shared.hpp"
+#include "actors/step_pipeline.hpp"
 #include "engine/core/llm.hpp"
 #include "engine/core/model_runner.hpp"
 #include "engine/model/llama_model.hpp"
@@ -20,7 +24,14 @@ struct executor_state {
   std::unique_ptr<kernels::backend> backend;
   std::unique_ptr<engine::llama_model> model;
   std::unique_ptr<engine::model_runner> runner;
+  bool overlap = true;
+  std::unique_ptr<step_pipeline> steps;  // last: it refers to the runner
 };
+
+using pointer = executor_actor::stateful_pointer<executor_state>;
+
+// How often a launched step with nothing behind it is checked (as engine::runner_thread does).
+constexpr auto poll_interval = std::chrono::microseconds(20);
 
 status_reply load(executor_state& st) {
   const runtime_options& o = st.shared->options;
@@ -40,6 +51,7 @@ status_reply load(executor_state& st) {
   }
   const auto& so = sh.scheduler;
   st.runner = std::make_unique<engine::model_runner>(*st.model, so.num_blocks, so.block_size);
+  st.steps = std::make_unique<step_pipeline>(*st.runner, st.overlap);
   if (std::string err = st.backend->last_error(); !err.empty())
     return {false, int(errc::resource_exhausted),
             "the GPU failed while allocating the KV cache of " + std::to_string(so.num_blocks) + " blocks: " + err};
@@ -49,10 +61,29 @@ status_reply load(executor_state& st) {
   return {};
 }
 
-executor_actor::behavior_type executor_fn(executor_actor::stateful_pointer<executor_state> self,
-                                          runtime_shared* shared, std::string name) {
+// A step launched and unfinished is finished here unless an execute message is next, whose
+// handler launches that step first (when it may). Until one of the two happens the step runs on the
+// device and this thread checks every poll_interval: the device never waits for a message that is
+// not coming, nor for the host once one has come.
+void settle(pointer self) {
+  step_pipeline& steps = *self->state.steps;
+  while (steps.busy()) {
+    if (!steps.overlap() || steps.oldest_ready()) {
+      steps.finish_oldest();
+      continue;
+    }
+    if (const caf::mailbox_element* next = self->mailbox().peek()) {
+      if (!next->content().match_elements<execute_atom, step_plan>()) steps.finish_oldest();
+      return;  // anything else is not left waiting behind the step
+    }
+    std::this_thread::sleep_for(poll_interval);
+  }
+}
+
+executor_actor::behavior_type executor_fn(pointer self, runtime_shared* shared, std::string name) {
   self->state.shared = shared;
   self->state.depth = shared->metrics.add_mailbox(name);
+  self->state.overlap = overlap_enabled();
   self->attach_functor([shared] { shared->actor_ended(); });
   // A device error ends this actor; its exit reason carries the message for the scheduler.
   self->set_exception_handler([](caf::scheduled_actor*, std::exception_ptr& e) -> caf::error {
@@ -66,27 +97,22 @@ executor_actor::behavior_type executor_fn(executor_actor::stateful_pointer<execu
   });
   return {
       [self](init_atom) { return load(self->state); },
-      [self](execute_atom, const step_plan& plan) {
+      [self](execute_atom, step_plan& plan) {
         auto& st = self->state;
         st.depth->store(int64_t(self->mailbox().size()));
-        step_outcome out;
-        out.generation = plan.generation;
-        out.step = plan.step.step;
-        if (!st.runner) {
+        auto rp = self->make_response_promise<step_outcome>();
+        if (!st.steps) {
+          step_outcome out;
+          out.generation = plan.generation;
+          out.step = plan.step.step;
           out.ok = false;
           out.error = "the executor has no model loaded";
-          return out;
+          rp.deliver(std::move(out));
+          return rp;
         }
-        const int64_t t0 = now_ns();
-        auto result = st.runner->execute(plan.step);  // a failing device throws: this actor dies
-        out.exec_ns = now_ns() - t0;
-        if (result) {
-          out.result = std::move(*result);
-        } else {
-          out.ok = false;
-          out.error = result.error().message;
-        }
-        return out;
+        st.steps->take(plan, rp);
+        settle(self);
+        return rp;
       },
   };
 }
