@@ -101,6 +101,27 @@ inline submit_request greedy(const std::string& prompt, int64_t max_tokens) {
   return r;
 }
 
+/// Twelve requests: greedy and seeded, n samples, stop strings and ids, ignore_eos.
+inline std::vector<engine::llm_request> mixed_requests() {
+  std::vector<engine::llm_request> in;
+  for (size_t i = 0; i < 12; ++i) {
+    engine::llm_request r;
+    r.prompt = story_prompts()[i % story_prompts().size()];
+    r.params.max_tokens = 16 + int64_t(i * 5 % 30);
+    if (i % 3 == 0) {
+      r.params.sampling.temperature = 0.0f;
+    } else {
+      r.params.sampling.temperature = 0.8f;
+      r.params.sampling.seed = 500 + i;
+    }
+    if (i % 4 == 1) r.params.n = 2;
+    if (i % 5 == 2) r.params.stop = {" the", "."};
+    if (i % 5 == 3) r.params.stop_token_ids = {ref().tok->encode(" the", false)->front()};
+    if (i % 6 == 4) r.params.ignore_eos = true;
+    in.push_back(r);
+  }
+  return in;
+}
 
 /// Options whose executors use failing_backend under `plan`.
 inline runtime_options with_plan(runtime_options o, std::shared_ptr<failure_plan> plan) {
