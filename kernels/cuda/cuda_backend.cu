@@ -82,10 +82,13 @@ std::string cuda_profile_report(backend& be) {
 namespace troupe::kernels::cuda {
 
 device_context::~device_context() {
-  if (stream != nullptr) {
-    cudaStreamSynchronize(stream);
-    cudaStreamDestroy(stream);
-  }
+  for (cudaStream_t s : {side, stream})
+    if (s != nullptr) {
+      cudaStreamSynchronize(s);
+      cudaStreamDestroy(s);
+    }
+  for (cudaEvent_t e : {fork, join})
+    if (e != nullptr) cudaEventDestroy(e);
 }
 
 std::unique_ptr<cuda_backend> cuda_backend::create(int device, dtype compute, std::string* why) {
@@ -105,8 +108,21 @@ std::unique_ptr<cuda_backend> cuda_backend::create(int device, dtype compute, st
   std::unique_ptr<cuda_backend> be(new cuda_backend());
   be->ctx_ = std::make_shared<device_context>();
   be->ctx_->device = device;
-  if (cudaError_t e = cudaStreamCreateWithFlags(&be->ctx_->stream, cudaStreamNonBlocking); e != cudaSuccess)
+  // TROUPE_CUDA_STREAM_PRIORITY=high: the stream's kernels go first where several streams share the
+  // card (cuda_bench --overlap measures two passes at once this way).
+  int priority = 0, lowest = 0, highest = 0;
+  if (const char* p = std::getenv("TROUPE_CUDA_STREAM_PRIORITY"); p != nullptr && std::string_view(p) == "high" &&
+      cudaDeviceGetStreamPriorityRange(&lowest, &highest) == cudaSuccess)
+    priority = highest;
+  if (cudaError_t e = cudaStreamCreateWithPriority(&be->ctx_->stream, cudaStreamNonBlocking, priority); e != cudaSuccess)
     return fail(cudaGetErrorString(e));
+  if (cudaError_t e = cudaStreamCreateWithPriority(&be->ctx_->side, cudaStreamNonBlocking, priority); e != cudaSuccess)
+    return fail(cudaGetErrorString(e));
+  for (cudaEvent_t* ev : {&be->ctx_->fork, &be->ctx_->join})
+    if (cudaError_t e = cudaEventCreateWithFlags(ev, cudaEventDisableTiming); e != cudaSuccess)
+      return fail(cudaGetErrorString(e));
+  const char* fork = std::getenv("TROUPE_ATTENTION_FORK");
+  be->fork_attention_ = !(fork != nullptr && std::string_view(fork) == "0");
   // Freed memory stays in the pool: per-step buffers are then as cheap as a pointer bump.
   cudaMemPool_t pool;
   if (cudaDeviceGetDefaultMemPool(&pool, device) == cudaSuccess) {

@@ -20,6 +20,10 @@ namespace troupe::kernels::cuda {
 struct device_context {
   int device = 0;
   cudaStream_t stream = nullptr;
+  // A second stream for work that may run beside the stream's own (a mixed step's decode rows'
+  // attention beside its prompt chunks'), forked and joined through the two events.
+  cudaStream_t side = nullptr;
+  cudaEvent_t fork = nullptr, join = nullptr;
   ~device_context();
 };
 
@@ -116,7 +120,9 @@ class cuda_backend final : public backend {
     tensor x, w, bias, out;
   };
   void flush();
-  void attention_rows_call(const attention_args& a, const char* label);  // the per-row kernel, split plan
+  // The per-row kernel: its split plan's scratch and counters are set up on the stream, then it runs
+  // on `on` (the stream, or the side stream after a fork); the scratch returned must outlive it.
+  std::shared_ptr<void> attention_rows_call(const attention_args& a, const char* label, cudaStream_t on);
   tensor make_tensor(dtype type, shape dims);
 
   std::shared_ptr<device_context> ctx_;
@@ -145,6 +151,7 @@ class cuda_backend final : public backend {
   std::vector<cudaEvent_t> spare_events_;
   cudaEvent_t take_event();
   bool prefill_kernel_ = true;
+  bool fork_attention_ = true;  // TROUPE_ATTENTION_FORK=0: a mixed step's two attentions one after the other
   bool capturing_ = false;
   bool profiling_before_capture_ = false;
   std::vector<cudaGraphExec_t> graphs_;  // by id; null once released

@@ -173,13 +173,26 @@ void cuda_backend::paged_attention(const tensor& q, const tensor& k_cache, const
     if (singles > 0 && others > 0 && singles + others == a.num_seqs && rows_supported(a.head_dim)) {
       // A mixed step: the one-row sequences through the per-row kernel (split over long contexts,
       // several query heads per K/V load), only the prompt chunks through the prefill kernel's tiles.
+      // Unless profiled or recorded, the two run at once: the per-row kernel on the side stream
+      // (memory-bound) beside the prefill kernel (latency-bound, few blocks per SM) on the stream.
       attention_args d = a;
       d.seq_list = batch.decode_seqs.data;
       d.tokens = d.num_seqs = static_cast<int>(singles);
       d.max_query_len = 1;
-      attention_rows_call(d, "attention (rows kernel, mixed step)");
+      const bool fork = fork_attention_ && !profiling_ && !capturing_;
+      std::shared_ptr<void> scratch = attention_rows_call(d, "attention (rows kernel, mixed step)",
+                                                          fork ? ctx_->side : stream());
       a.seq_list = batch.prefill_seqs.data;
       a.num_seqs = static_cast<int>(others);
+      {
+        profile_scope timing(*this, "attention (prefill kernel)");
+        TROUPE_CUDA_OK(attention_prefill(compute_, a, stream()));
+      }
+      if (fork) {  // the stream waits for the side stream before the scratch is freed on it
+        TROUPE_CUDA_OK(cudaEventRecord(ctx_->join, ctx_->side));
+        TROUPE_CUDA_OK(cudaStreamWaitEvent(stream(), ctx_->join, 0));
+      }
+      return;
     }
     profile_scope timing(*this, "attention (prefill kernel)");
     TROUPE_CUDA_OK(attention_prefill(compute_, a, stream()));
@@ -193,29 +206,34 @@ void cuda_backend::paged_attention(const tensor& q, const tensor& k_cache, const
   // the short ones fill in at the end (a block's work grows with its row's context).
   if (a.max_query_len == 1 && a.tokens == a.num_seqs && listed(batch.decode_seqs) == a.num_seqs)
     a.seq_list = batch.decode_seqs.data;
-  attention_rows_call(a, "attention (rows kernel)");
+  attention_rows_call(a, "attention (rows kernel)", stream());
 }
 
-void cuda_backend::attention_rows_call(const attention_args& a, const char* label) {
+std::shared_ptr<void> cuda_backend::attention_rows_call(const attention_args& a, const char* label, cudaStream_t on) {
   const split_plan plan = plan_rows(a, num_sms_);
   std::shared_ptr<void> scratch;
   if (plan.scratch_floats > 0) {
     scratch = device_bytes(static_cast<size_t>(plan.scratch_floats) * sizeof(float));
-    if (scratch == nullptr) return;
+    if (scratch == nullptr) return nullptr;
   }
   if (plan.counters > split_counters_len_) {  // zeroed once; the kernel leaves them zero
     if (capturing_) {  // a graph must not own them: they outlive it
       check(cudaErrorInvalidValue, "paged_attention: more split counters than reserved for graphs", __FILE__, __LINE__);
-      return;
+      return nullptr;
     }
     split_counters_ = device_bytes(static_cast<size_t>(plan.counters) * sizeof(int));
-    if (split_counters_ == nullptr) return;
+    if (split_counters_ == nullptr) return nullptr;
     TROUPE_CUDA_OK(cudaMemsetAsync(split_counters_.get(), 0, static_cast<size_t>(plan.counters) * sizeof(int), stream()));
     split_counters_len_ = plan.counters;
   }
+  if (on != stream()) {  // memory set up above, and the inputs, before the side stream starts
+    TROUPE_CUDA_OK(cudaEventRecord(ctx_->fork, stream()));
+    TROUPE_CUDA_OK(cudaStreamWaitEvent(on, ctx_->fork, 0));
+  }
   profile_scope timing(*this, label);
   TROUPE_CUDA_OK(attention_rows(compute_, a, plan, static_cast<float*>(scratch.get()),
-                                static_cast<int*>(split_counters_.get()), stream()));
+                                static_cast<int*>(split_counters_.get()), on));
+  return scratch;
 }
 
 bool cuda_backend::gated_matmul(const tensor& x, const tensor& gate, const tensor& up, tensor& out) {
