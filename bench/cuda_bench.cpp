@@ -6,7 +6,8 @@
 // (--gemm-sweep: cuBLAS products at decode-batch and prefill shapes, GemmEx against tuned cuBLASLt;
 // --ops: time each op at the decode-1 and prefill-2k shapes instead; --attention: decode attention
 // alone on batches of 1, 64 and 256 sequences, MHA and GQA, against the copy bandwidth;
-// --prefill-attention: the prefill attention kernel alone, cuda_bench_prefill.cpp)
+// --prefill-attention: the prefill attention kernel alone, cuda_bench_prefill.cpp; --overlap: a mixed
+// step's prompt and decode rows as two passes on two streams, cuda_bench_overlap.cpp)
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
@@ -45,6 +46,7 @@ struct options {
   bool attention = false;
   bool gemm_sweep = false;
   bool prefill_attention = false;
+  int overlap[3] = {0, 0, 0};  // prompt rows, decode rows, their context
 };
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
@@ -327,9 +329,16 @@ void attention_bench(double copy_bw) {
   std::printf("| --- | --- | --- | --- | --- | --- | --- |\n");
   for (const auto& sh : shapes) {
     for (int64_t seqs : {int64_t{1}, int64_t{64}, int64_t{256}}) {
-      for (int64_t ctx : {int64_t{192}, int64_t{600}, int64_t{1000}}) {
-        const int64_t pages = (ctx + bs - 1) / bs, need = seqs * pages;
-        const double bytes = 2.0 * 2.0 * double(seqs * ctx * sh.kv_heads * dim);
+      // Context 0: lengths spread over 64-1,280 (offline-256's decode batches), longest first.
+      for (int64_t ctx : {int64_t{192}, int64_t{600}, int64_t{1000}, int64_t{0}}) {
+        if (ctx == 0 && seqs == 1) continue;
+        std::vector<int32_t> lens(static_cast<size_t>(seqs), static_cast<int32_t>(ctx));
+        for (int64_t i = 0; ctx == 0 && i < seqs; ++i) lens[size_t(i)] = int32_t(1280 - (i * 1216) / seqs);
+        const int64_t longest = *std::max_element(lens.begin(), lens.end());
+        int64_t keys = 0;
+        for (int32_t l : lens) keys += l;
+        const int64_t pages = (longest + bs - 1) / bs, need = seqs * pages;
+        const double bytes = 2.0 * 2.0 * double(keys * sh.kv_heads * dim);
         const double page_bytes = 2.0 * 2.0 * double(bs * sh.kv_heads * dim);
         const int copies = int(std::clamp(std::ceil(256e6 / (double(need) * page_bytes)), 1.0, 16.0));
         const int64_t pool = need * copies;
@@ -342,10 +351,9 @@ void attention_bench(double copy_bw) {
         for (int64_t i = 0; i < pool; ++i) perm[size_t(i)] = int32_t(i);
         std::shuffle(perm.begin(), perm.end(), std::mt19937(uint32_t(seqs * 7 + ctx)));
         std::vector<int32_t> qsl(static_cast<size_t>(seqs + 1));
-        std::vector<int32_t> lens(static_cast<size_t>(seqs), static_cast<int32_t>(ctx));
         for (int64_t i = 0; i <= seqs; ++i) qsl[size_t(i)] = int32_t(i);
         int32_t bound = 1;
-        while (bound < ctx) bound *= 2;
+        while (bound < longest) bound *= 2;
         std::vector<kernels::attention_batch> batches(static_cast<size_t>(copies));
         for (int c = 0; c < copies; ++c) {
           std::vector<int32_t> table(perm.begin() + c * need, perm.begin() + (c + 1) * need);
@@ -380,8 +388,9 @@ void attention_bench(double copy_bw) {
         }
         be->release_graph(graph);
         const double t = median(times);
-        std::printf("| %s | %lld | %lld | %.1f | %.1f | %.2f | %.0f%% |\n", sh.name, (long long)seqs, (long long)ctx,
-                    bytes / 1e6, t * 1e6, bytes / t / 1e12, 100.0 * bytes / t / copy_bw);
+        std::printf("| %s | %lld | %s | %.1f | %.1f | %.2f | %.0f%% |\n", sh.name, (long long)seqs,
+                    ctx > 0 ? std::to_string(ctx).c_str() : "64-1280", bytes / 1e6, t * 1e6, bytes / t / 1e12,
+                    100.0 * bytes / t / copy_bw);
         const std::string err = kernels::cuda_backend_error(*be);
         if (!err.empty()) {
           std::fprintf(stderr, "cuda_bench: backend error: %s\n", err.c_str());
@@ -482,10 +491,12 @@ int main(int argc, char** argv) {
     else if (a == "--gemm-sweep") opt.gemm_sweep = true;
     else if (a == "--prefill-attention") opt.prefill_attention = true;
     else if (a == "--gemv-variant") opt.gemv_variant = std::atoi(next().c_str());
+    else if (a == "--overlap")
+      for (int& v : opt.overlap) v = std::atoi(next().c_str());
     else {
       std::fprintf(stderr, "usage: cuda_bench [--shape llama2-7b|llama3-8b] [--prompt N] [--decode N] [--prefill N] "
                            "[--cublas-gemv] [--gemv-variant N] [--no-graphs] [--ops] [--attention] [--gemm-sweep] "
-                           "[--prefill-attention]\n");
+                           "[--prefill-attention] [--overlap PROMPT_ROWS DECODE_ROWS CONTEXT]\n");
       return 2;
     }
   }
@@ -501,6 +512,12 @@ int main(int argc, char** argv) {
   if (opt.attention) {
     std::printf("card %s: copy bandwidth %.0f GB/s\n", prop.name, bw / 1e9);
     attention_bench(bw);
+    return 0;
+  }
+  if (opt.overlap[0] > 0) {
+    std::printf("card %s\n", prop.name);
+    be.reset();  // the benchmark makes two backends of its own
+    troupe::bench::overlap_bench(shape_of(opt.shape), opt.shape, opt.overlap[0], opt.overlap[1], opt.overlap[2]);
     return 0;
   }
   if (opt.prefill_attention) {
