@@ -233,11 +233,29 @@ int run_offline(const bench_args& a) {
   if (gpu) std::printf("after the warm-up, %s", kernels::cuda_matmul_report(be).c_str());
   const uint64_t steps_before = (*llm)->steps(), tokens_before = (*llm)->computed_tokens();
   const uint64_t preemptions_before = (*llm)->engine_scheduler().stats().preemptions;
+  // Each step's own floor, PERFORMANCE.md's roofline applied step by step: the larger of its bytes
+  // (the weights once, plus the K/V of every scheduled request's context once) and its FLOPs.
+  const double weights = double(params) * elem;
+  const double kv_token = 2.0 * double(mc.num_hidden_layers) * double(mc.num_key_value_heads) * double(mc.head_dim) * elem;
+  double per_step_floor = 0;
+  int64_t flop_bound_steps = 0;
+  if (gpu && bw > 0 && flops > 0)
+    (*llm)->set_step_observer([&](const engine::schedule_output& step) {
+      double keys = 0;
+      for (const auto& r : step.new_requests) keys += r.num_computed_tokens;
+      for (const auto& r : step.cached_requests) keys += r.num_computed_tokens;
+      for (const auto& r : step.scheduled) keys += r.num_tokens;
+      const double t_bytes = (weights + keys * kv_token) / bw;
+      const double t_flops = 2.0 * double(params) * double(step.total_num_scheduled_tokens) / flops;
+      per_step_floor += std::max(t_bytes, t_flops);
+      flop_bound_steps += t_flops > t_bytes ? 1 : 0;
+    });
   if (a.profile_run && gpu) kernels::cuda_profile(be, true);
   const auto start = std::chrono::steady_clock::now();
   auto outs = (*llm)->generate(reqs);
   be.synchronize();
   const double seconds = seconds_since(start);
+  (*llm)->set_step_observer(nullptr);
   if (a.profile_run && gpu) {
     kernels::cuda_profile(be, false);
     std::printf("the run's ops, each timed with CUDA events (this makes the run slower):\n%s\n",
@@ -273,8 +291,6 @@ int run_offline(const bench_args& a) {
     // Floors over the run: every step reads the weights once (W, the steps this run took) and each
     // decode token reads its context's K/V once; every prompt and output token costs 2P FLOPs. The
     // time can be no less than the larger of the two sums (each step's max summed is at least that).
-    const double weights = double(params) * elem;
-    const double kv_token = 2.0 * double(mc.num_hidden_layers) * double(mc.num_key_value_heads) * double(mc.head_dim) * elem;
     const double t_bytes = (double(steps) * weights + kv_reads * kv_token) / bw;
     const double t_flops = 2.0 * double(params) * double(prompt_tokens + out_tokens) / flops;
     const double floor = std::max(t_bytes, t_flops);
@@ -290,11 +306,17 @@ int run_offline(const bench_args& a) {
     const double floor_fewest = std::max((double(fewest) * weights + kv_reads * kv_token) / bw, t_flops);
     std::printf("roofline with the fewest steps any schedule could take (%lld): floor %.2f s = %.1f%% of the measured "
                 "time\n", (long long)fewest, floor_fewest, 100.0 * floor_fewest / seconds);
+    // The floors above let the run's FLOPs hide under its bytes across steps; a step's own floor
+    // cannot (a prompt chunk's products and a decode step's reads are different steps).
+    std::printf("roofline step by step (each step's max of bytes and FLOPs, summed; %lld of %llu steps FLOP-bound): "
+                "floor %.2f s = %.1f%% of the measured time\n",
+                (long long)flop_bound_steps, (unsigned long long)steps, per_step_floor, 100.0 * per_step_floor / seconds);
     std::printf("RESULT offline out_tok_s=%.1f req_s=%.3f seconds=%.2f steps=%llu roofline_fraction=%.3f "
-                "ceiling_tok_s=%.0f bw_GBps=%.0f gemm_TFLOPs=%.0f kv_tokens=%lld roofline_fraction_fewest_steps=%.3f\n",
+                "ceiling_tok_s=%.0f bw_GBps=%.0f gemm_TFLOPs=%.0f kv_tokens=%lld roofline_fraction_fewest_steps=%.3f "
+                "roofline_fraction_per_step=%.3f\n",
                 double(out_tokens) / seconds, a.num_prompts / seconds, seconds, (unsigned long long)steps,
                 floor / seconds, double(out_tokens) / floor, bw / 1e9, flops / 1e12,
-                (long long)so.num_blocks * so.block_size, floor_fewest / seconds);
+                (long long)so.num_blocks * so.block_size, floor_fewest / seconds, per_step_floor / seconds);
   } else {
     std::printf("RESULT offline out_tok_s=%.1f req_s=%.3f seconds=%.2f steps=%llu\n", double(out_tokens) / seconds,
                 a.num_prompts / seconds, seconds, (unsigned long long)steps);

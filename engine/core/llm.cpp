@@ -198,7 +198,10 @@ void llm::process(const schedule_output& step, expected<step_result>& result, st
     }
     return;
   }
-  if (!step.empty()) ++steps_;  // (an empty one only tells the runner of finished requests)
+  if (!step.empty()) {  // (an empty one only tells the runner of finished requests)
+    ++steps_;
+    if (observer_) observer_(step);
+  }
   tokens_ += uint64_t(step.total_num_scheduled_tokens);
   std::unordered_map<request_id, size_t> entry;
   for (size_t i = 0; i < step.scheduled.size(); ++i) {

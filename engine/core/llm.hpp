@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -91,6 +92,9 @@ class llm {
   /// Steps run and tokens computed by generate calls so far.
   uint64_t steps() const { return steps_; }
   uint64_t computed_tokens() const { return tokens_; }
+  /// Called with each step the model ran, on generate's thread (a benchmark derives per-step
+  /// floors from the steps' sizes); empty: none.
+  void set_step_observer(std::function<void(const schedule_output&)> observer) { observer_ = std::move(observer); }
   /// How the KV cache was sized on a GPU ("" on the CPU).
   const std::string& kv_cache_note() const { return kv_note_; }
 
@@ -114,6 +118,7 @@ class llm {
   int32_t steps_in_flight_ = 1;
   uint64_t steps_ = 0, tokens_ = 0;
   std::string kv_note_;
+  std::function<void(const schedule_output&)> observer_;
 };
 
 /// The scheduler limits for a model on its backend. On a backend that reports its memory (a GPU)
