@@ -3,11 +3,13 @@
 // a fraction of its roofline ceiling measured in the same run. Usage:
 //   cuda_bench [--shape llama2-7b|llama3-8b] [--decode N] [--prompt N] [--prefill N] [--cublas-gemv]
 //              [--gemv-variant N] [--ops] [--attention] [--gemm-sweep] [--prefill-attention]
+//              [--read-bandwidth] [--overlap PROMPT_ROWS DECODE_ROWS CONTEXT]
 // (--gemm-sweep: cuBLAS products at decode-batch and prefill shapes, GemmEx against tuned cuBLASLt;
 // --ops: time each op at the decode-1 and prefill-2k shapes instead; --attention: decode attention
 // alone on batches of 1, 64 and 256 sequences, MHA and GQA, against the copy bandwidth;
 // --prefill-attention: the prefill attention kernel alone, cuda_bench_prefill.cpp; --overlap: a mixed
-// step's prompt and decode rows as two passes on two streams, cuda_bench_overlap.cpp)
+// step's prompt and decode rows as two passes on two streams, cuda_bench_overlap.cpp; --read-bandwidth:
+// reads in order and in random 256/512-byte chunks against the copy bandwidth, cuda_bench_read.cu)
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
@@ -46,6 +48,7 @@ struct options {
   bool attention = false;
   bool gemm_sweep = false;
   bool prefill_attention = false;
+  bool read_bandwidth = false;
   int overlap[3] = {0, 0, 0};  // prompt rows, decode rows, their context
 };
 
@@ -490,13 +493,14 @@ int main(int argc, char** argv) {
     else if (a == "--attention") opt.attention = true;
     else if (a == "--gemm-sweep") opt.gemm_sweep = true;
     else if (a == "--prefill-attention") opt.prefill_attention = true;
+    else if (a == "--read-bandwidth") opt.read_bandwidth = true;
     else if (a == "--gemv-variant") opt.gemv_variant = std::atoi(next().c_str());
     else if (a == "--overlap")
       for (int& v : opt.overlap) v = std::atoi(next().c_str());
     else {
       std::fprintf(stderr, "usage: cuda_bench [--shape llama2-7b|llama3-8b] [--prompt N] [--decode N] [--prefill N] "
                            "[--cublas-gemv] [--gemv-variant N] [--no-graphs] [--ops] [--attention] [--gemm-sweep] "
-                           "[--prefill-attention] [--overlap PROMPT_ROWS DECODE_ROWS CONTEXT]\n");
+                           "[--prefill-attention] [--read-bandwidth] [--overlap PROMPT_ROWS DECODE_ROWS CONTEXT]\n");
       return 2;
     }
   }
@@ -512,6 +516,11 @@ int main(int argc, char** argv) {
   if (opt.attention) {
     std::printf("card %s: copy bandwidth %.0f GB/s\n", prop.name, bw / 1e9);
     attention_bench(bw);
+    return 0;
+  }
+  if (opt.read_bandwidth) {
+    std::printf("card %s\n", prop.name);
+    troupe::bench::read_bandwidth_bench();
     return 0;
   }
   if (opt.overlap[0] > 0) {

@@ -54,6 +54,9 @@ double per_call(kernels::backend& be, int reps, F&& f) {
 // cuda_bench --prefill-attention (bench/cuda_bench_prefill.cpp).
 void prefill_attention_bench();
 
+// cuda_bench --read-bandwidth (bench/cuda_bench_read.cu): reads in order and in random chunks.
+void read_bandwidth_bench();
+
 // cuda_bench --overlap P D C (bench/cuda_bench_overlap.cpp): a mixed step's prompt rows and decode
 // rows as two passes on two streams, against the one pass of today.
 void overlap_bench(const config::model_config& cfg, const std::string& label, int prompt_rows, int decode_rows,

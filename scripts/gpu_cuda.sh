@@ -4,7 +4,8 @@
 # (decode-1 and prefill-2k against the card's measured ceilings). Logs go to $OUT; a table is last.
 # STEPS (default "tests hf generate bench"; also "serve": `troupe serve --device auto` answers a
 # completion, streamed and not, with the text `troupe generate --device auto` gives; "ops": time each op alone;
-# "attention": decode attention alone against the copy bandwidth (cuda_bench --attention); "prefill-attention":
+# "attention": decode attention alone against the copy bandwidth (cuda_bench --attention), and reads alone
+# (cuda_bench --read-bandwidth); "prefill-attention":
 # the prefill attention kernel alone (cuda_bench --prefill-attention); "offline": `troupe bench
 # offline --dummy llama2-7b` and then the transformers peer (.device-cuda/peer/hf_peer.py) on the same
 # workload, N and NOUT requests and output tokens, default 256 and 256; "matmul": cuBLASLt tuned per shape against
@@ -147,6 +148,10 @@ if [[ " $STEPS " == *" attention "* ]]; then
   $bin/cuda_bench --attention 2>&1 | tee "$OUT/attention.log"
   note "decode attention, 64 and 256 sequences" "$(grep -E '^\| (MHA|GQA)[^|]*\| (64|256) ' "$OUT/attention.log" |
     awk -F'|' '{print $7}' | sort -n | sed -n '1p;$p' | paste -sd- | tr -d ' ') TB/s; see attention.log"
+  # What reads alone reach (in order, and in random 256/512-byte chunks as attention reads pages).
+  $bin/cuda_bench --read-bandwidth 2>&1 | tee "$OUT/read_bandwidth.log"
+  note "read bandwidth (in order / random 256-byte chunks)" "$(grep -E '^\| read, 256' "$OUT/read_bandwidth.log" |
+    awk -F'|' '{print $3}' | paste -sd/ | tr -d ' ')"
 fi
 
 if [[ " $STEPS " == *" prefill-attention "* ]]; then
