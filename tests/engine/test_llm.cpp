@@ -359,3 +359,43 @@ TEST_CASE("the model runner's step inputs: positions, slots, offsets, block tabl
   REQUIRE(res->sampled[0] >= 0);
   REQUIRE(res->sampled[1] >= 0);
 }
+
+TEST_CASE("the step observer sees each step the model ran, with its sizes, and nothing once cleared") {
+  llm_options o;
+  o.kv_cache_blocks = 70;
+  o.admission_reserve = 0;
+  o.max_num_batched_tokens = 16;  // prompts in chunks, beside decode rows
+  o.block_size = 8;
+  o.steps_in_flight = 2;
+  auto e = engine_with(o);
+  std::vector<llm_request> reqs;
+  for (const auto& p : prompts) reqs.push_back(make(p, 20));
+  uint64_t seen = 0, tokens = 0;
+  bool chunked = false, mixed = false;
+  e->set_step_observer([&](const schedule_output& step) {
+    ++seen;
+    tokens += uint64_t(step.total_num_scheduled_tokens);
+    REQUIRE(!step.empty());
+    REQUIRE(step.new_requests.size() + step.cached_requests.size() == step.scheduled.size());
+    int32_t sum = 0, decodes = 0;
+    for (const auto& r : step.scheduled) {
+      sum += r.num_tokens;
+      decodes += r.num_tokens == 1 ? 1 : 0;
+    }
+    REQUIRE(sum == step.total_num_scheduled_tokens);
+    chunked = chunked || step.total_num_scheduled_tokens == o.max_num_batched_tokens;
+    mixed = mixed || (decodes > 0 && decodes < int32_t(step.scheduled.size()));
+  });
+  const uint64_t steps_before = e->steps(), tokens_before = e->computed_tokens();
+  auto outs = e->generate(reqs);
+  for (const auto& out : outs) REQUIRE(out.error.empty());
+  REQUIRE(seen == e->steps() - steps_before);
+  REQUIRE(tokens == e->computed_tokens() - tokens_before);
+  REQUIRE(chunked);
+  REQUIRE(mixed);
+  e->set_step_observer(nullptr);
+  const uint64_t before_more = e->steps();
+  e->generate(std::vector<llm_request>{make(prompts[1], 4)});
+  REQUIRE(e->steps() > before_more);
+  REQUIRE(seen == before_more - steps_before);
+}
