@@ -26,6 +26,17 @@ struct attention_args {
   int num_seqs = 0, tokens = 0, heads = 0, kv_heads = 0, head_dim = 0;
   int block_size = 0, max_blocks = 0, max_query_len = 0, max_seq_len = 0, sliding_window = 0;
   float scale = 1.0f;
+  /// Optional, for the per-row kernel on decode rows (one KV head's query heads in one block): RoPE
+  /// and the K/V write of these rows done here instead of by rope_write_kv. q is then read from
+  /// rope_qkv's rows ([heads | kv_heads | kv_heads] x head_dim) and rotated as rope_write_kv rotates
+  /// it (the same float math, rounded to the cache type), and the block whose split holds a row's own
+  /// position writes its rotated key and its value to slot rope_slots[t] (none where it is negative)
+  /// before it reads them back.
+  const void* rope_qkv = nullptr;
+  const int32_t* rope_positions = nullptr;
+  const int32_t* rope_slots = nullptr;
+  const float* rope_inv_freq = nullptr;
+  int64_t rope_num_slots = 0;
 };
 
 #ifdef __CUDACC__

@@ -38,6 +38,25 @@ __device__ __forceinline__ int find_sequence(const int32_t* qsl, int num_seqs, i
   return lo;
 }
 
+// This thread's 8 elements (from element i of a head_dim-wide head) rotated by RoPE at position
+// pos, rounded to T: rope_write_kv's math (float32 angle, cos and sin) on the pair (i, i +- half).
+template <class T, int D>
+__device__ __forceinline__ vec8<T> rope8(const T* head, int i, float pos, const float* inv_freq) {
+  constexpr int half = D / 2;
+  const bool first_half = i < half;
+  const vec8<T> own = load8(head + i), other = load8(head + (first_half ? i + half : i - half));
+  const int f0 = first_half ? i : i - half;
+  vec8<T> out;
+#pragma unroll
+  for (int e = 0; e < 8; ++e) {
+    float sn, cs;
+    sincosf(pos * inv_freq[f0 + e], &sn, &cs);
+    const float u = to_f(first_half ? own.v[e] : other.v[e]), w = to_f(first_half ? other.v[e] : own.v[e]);
+    out.v[e] = from_f<T>(first_half ? u * cs - w * sn : w * cs + u * sn);
+  }
+  return out;
+}
+
 // The sequence of row t: t itself when every sequence has one row (decode), else a search.
 __device__ __forceinline__ int row_sequence(const attention_args& a, int t) {
   return a.tokens == a.num_seqs && a.max_query_len == 1 ? t : find_sequence(a.query_start_loc, a.num_seqs, t);
@@ -132,11 +151,39 @@ __global__ void __launch_bounds__(warps * 32)
       }
   }
   wait_for_inputs();
+  // With RoPE fused in (a.rope_qkv): this row's unrotated [q | k | v] heads. The block whose split
+  // holds the row's own key (its last tile) writes that key, rotated, and its value; only this block
+  // reads them (one block a KV head: the caller fuses only then), after a barrier. When that tile is
+  // among the first ones the pipeline issues, the write goes first; else it overlaps their loads.
+  const T* qkv_row = nullptr;
+  bool writes = false;
+  if constexpr (D >= 16) {
+    if (a.rope_qkv != nullptr) {
+      qkv_row = static_cast<const T*>(a.rope_qkv) + int64_t{t} * (a.heads + 2 * a.kv_heads) * D;
+      const int32_t slot = a.rope_slots[t];
+      writes = chunk == 0 && split == (pos - first) / keys_per_split && slot >= 0 && slot < a.rope_num_slots;
+    }
+  }
+  auto write_own_key = [&] {
+    if (threadIdx.x < D / 8) {
+      const int64_t at = (int64_t{a.rope_slots[t]} * a.kv_heads + g) * D + threadIdx.x * 8;
+      *reinterpret_cast<vec8<T>*>(static_cast<T*>(const_cast<void*>(a.k_cache)) + at) = rope8<T, D>(
+          qkv_row + int64_t{a.heads + g} * D, threadIdx.x * 8, static_cast<float>(a.rope_positions[t]), a.rope_inv_freq);
+      *reinterpret_cast<vec8<T>*>(static_cast<T*>(const_cast<void*>(a.v_cache)) + at) =
+          load8(qkv_row + int64_t{a.heads + a.kv_heads + g} * D + threadIdx.x * 8);
+    }
+    __syncthreads();
+  };
+  const bool write_first = writes && ntiles <= S - 1;
+  if constexpr (D >= 16)
+    if (write_first) write_own_key();
 #pragma unroll
   for (int j = 0; j < S - 1; ++j) {
     fetch_pages(j);
     issue(j);
   }
+  if constexpr (D >= 16)
+    if (writes && !write_first) write_own_key();
   fetch_pages(S - 1);
 
   float qf[G][8], acc[G][8], m[G], l[G];
@@ -146,7 +193,16 @@ __global__ void __launch_bounds__(warps * 32)
     m[i] = -INFINITY;
     l[i] = 0.0f;
     vec8<T> qv{};
-    if (i < hcount) qv = load8(static_cast<const T*>(a.q) + (int64_t{t} * a.heads + h0 + i) * D + part * 8);
+    if (i < hcount) {
+      bool rotated = false;
+      if constexpr (D >= 16)
+        if (qkv_row != nullptr) {
+          qv = rope8<T, D>(qkv_row + int64_t{h0 + i} * D, part * 8, static_cast<float>(a.rope_positions[t]),
+                           a.rope_inv_freq);
+          rotated = true;
+        }
+      if (!rotated) qv = load8(static_cast<const T*>(a.q) + (int64_t{t} * a.heads + h0 + i) * D + part * 8);
+    }
 #pragma unroll
     for (int e = 0; e < 8; ++e) {
       qf[i][e] = to_f(qv.v[e]) * qscale;  // zero for heads past the group: their results are not written

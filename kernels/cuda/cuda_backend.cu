@@ -123,6 +123,8 @@ std::unique_ptr<cuda_backend> cuda_backend::create(int device, dtype compute, st
       return fail(cudaGetErrorString(e));
   const char* fork = std::getenv("TROUPE_ATTENTION_FORK");
   be->fork_attention_ = !(fork != nullptr && std::string_view(fork) == "0");
+  const char* fuse = std::getenv("TROUPE_ROPE_FUSE");
+  be->fuse_rope_ = !(fuse != nullptr && std::string_view(fuse) == "0");
   // Freed memory stays in the pool: per-step buffers are then as cheap as a pointer bump.
   cudaMemPool_t pool;
   if (cudaDeviceGetDefaultMemPool(&pool, device) == cudaSuccess) {

@@ -119,6 +119,13 @@ class cuda_backend final : public backend {
   struct pending_gemv {
     tensor x, w, bias, out;
   };
+  // RoPE and the K/V write wait here too, so that decode attention right after can do them itself
+  // (attention_args::rope_*); any other op launches them first, in issue order before pending gemvs.
+  struct pending_rope {
+    tensor qkv, q, inv_freq, k_cache, v_cache;
+    index_tensor positions, slots;
+  };
+  void launch_rope(const pending_rope& r);
   void flush();
   // The per-row kernel: its split plan's scratch and counters are set up on the stream, then it runs
   // on `on` (the stream, or the side stream after a fork); the scratch returned must outlive it.
@@ -140,6 +147,8 @@ class cuda_backend final : public backend {
   uint64_t dummy_seed_ = 0, dummy_count_ = 0;
   int gemv_variant_ = 1;  // 0: cuBLAS
   std::vector<pending_gemv> pending_;
+  std::unique_ptr<pending_rope> rope_;
+  bool fuse_rope_ = true;  // TROUPE_ROPE_FUSE=0: RoPE and the K/V write always on their own
   std::shared_ptr<void> split_counters_;  // for the decode attention's last-block combine
   int64_t split_counters_len_ = 0;
   struct timed_op {

@@ -27,6 +27,10 @@ int64_t listed(const index_tensor& list) { return list.data != nullptr ? list.nu
 }  // namespace
 
 void cuda_backend::flush() {
+  if (rope_) {
+    const std::unique_ptr<pending_rope> r = std::move(rope_);
+    launch_rope(*r);
+  }
   if (pending_.empty()) return;
   gemv_batch b;
   for (const auto& p : pending_) {
@@ -119,20 +123,30 @@ void cuda_backend::rope_write_kv(const tensor& qkv, tensor& q, const index_tenso
                v_cache.type == compute_);
   flush();
   if (!ok()) return;
+  auto r = std::make_unique<pending_rope>(pending_rope{qkv, q, inv_freq, k_cache, v_cache, positions, slot_mapping});
+  if (fuse_rope_) {
+    rope_ = std::move(r);  // paged_attention may take it (decode rows), else the next op launches it
+    return;
+  }
+  launch_rope(*r);
+}
+
+void cuda_backend::launch_rope(const pending_rope& r) {
+  if (!ok()) return;
   profile_scope timing(*this, "rope_write_kv");
   rope_kv_args a;
-  a.qkv = qkv.data;
-  a.q = q.data;
-  a.positions = positions.data;
-  a.inv_freq = inv_freq.as<float>();
-  a.slots = slot_mapping.data;
-  a.k_cache = k_cache.data;
-  a.v_cache = v_cache.data;
-  a.tokens = tokens;
-  a.num_slots = k_cache.dims[0] * k_cache.dims[1];
-  a.heads = static_cast<int>(heads);
-  a.kv_heads = static_cast<int>(kv_heads);
-  a.head_dim = static_cast<int>(head_dim);
+  a.qkv = r.qkv.data;
+  a.q = r.q.data;
+  a.positions = r.positions.data;
+  a.inv_freq = r.inv_freq.as<float>();
+  a.slots = r.slots.data;
+  a.k_cache = r.k_cache.data;
+  a.v_cache = r.v_cache.data;
+  a.tokens = r.q.dims[0];
+  a.num_slots = r.k_cache.dims[0] * r.k_cache.dims[1];
+  a.heads = static_cast<int>(r.q.dims[1]);
+  a.kv_heads = static_cast<int>(r.k_cache.dims[2]);
+  a.head_dim = static_cast<int>(r.q.dims[2]);
   TROUPE_CUDA_OK(cuda::rope_write_kv(compute_, a, stream()));
 }
 
@@ -142,9 +156,24 @@ void cuda_backend::paged_attention(const tensor& q, const tensor& k_cache, const
   TROUPE_CHECK(k_cache.dims[2] > 0 && q.dims[1] % k_cache.dims[2] == 0 && out.numel() == q.numel());
   TROUPE_CHECK(v_cache.dims == k_cache.dims && batch.query_start_loc.numel() == batch.seq_lens.numel() + 1);
   TROUPE_CHECK(q.type == compute_ && out.type == compute_ && k_cache.type == compute_);
+  // A decode batch right after its rope_write_kv takes that op in (the per-row kernel rotates q and
+  // writes each row's key and value itself), where one block serves each KV head's query heads.
+  std::unique_ptr<pending_rope> rope;
+  const int64_t group = q.dims[1] / k_cache.dims[2];
+  if (rope_ && rope_->q.data == q.data && rope_->k_cache.data == k_cache.data && rope_->v_cache.data == v_cache.data &&
+      batch.max_query_len == 1 && q.dims[0] == batch.seq_lens.numel() && group <= 8 && q.dims[2] >= 16 &&
+      rows_supported(static_cast<int>(q.dims[2])))
+    rope = std::move(rope_);
   flush();
   if (!ok() || q.dims[0] == 0) return;
   attention_args a;
+  if (rope) {
+    a.rope_qkv = rope->qkv.data;
+    a.rope_positions = rope->positions.data;
+    a.rope_slots = rope->slots.data;
+    a.rope_inv_freq = rope->inv_freq.as<float>();
+    a.rope_num_slots = k_cache.dims[0] * k_cache.dims[1];
+  }
   a.q = q.data;
   a.k_cache = k_cache.data;
   a.v_cache = v_cache.data;
@@ -206,7 +235,7 @@ void cuda_backend::paged_attention(const tensor& q, const tensor& k_cache, const
   // the short ones fill in at the end (a block's work grows with its row's context).
   if (a.max_query_len == 1 && a.tokens == a.num_seqs && listed(batch.decode_seqs) == a.num_seqs)
     a.seq_list = batch.decode_seqs.data;
-  attention_rows_call(a, "attention (rows kernel)", stream());
+  attention_rows_call(a, rope ? "attention (rows kernel, RoPE and K/V write fused)" : "attention (rows kernel)", stream());
 }
 
 std::shared_ptr<void> cuda_backend::attention_rows_call(const attention_args& a, const char* label, cudaStream_t on) {

@@ -183,3 +183,109 @@ TEST_CASE("cuda paged attention matches the CPU: prefill, chunked prefill and mi
 }
 
 }  // namespace
+
+namespace {
+
+// A decode step as the model issues it: rope_write_kv (rotated q to its buffer; each row's key and
+// value into the cache, or nowhere for slot -1) then paged_attention. On the GPU the attention takes
+// the RoPE and the write in (one block per KV head), unless `apart` forces the two ops apart.
+// Inputs are rounded to `gpu`'s type. Returns the output, then the K and V caches.
+std::vector<std::vector<float>> rope_then_attention(backend& be, backend& gpu, const attention_case& c, uint32_t seed,
+                                                    bool apart) {
+  std::mt19937 rng(seed);
+  int64_t max_blocks = 0, total_blocks = 3;
+  for (auto s : c.seqs) {
+    max_blocks = std::max<int64_t>(max_blocks, (s.context + c.block_size - 1) / c.block_size);
+    total_blocks += (s.context + c.block_size - 1) / c.block_size;
+  }
+  std::vector<int32_t> pool(static_cast<size_t>(total_blocks));
+  std::iota(pool.begin(), pool.end(), 0);
+  std::shuffle(pool.begin(), pool.end(), rng);
+  const auto rows = int64_t(c.seqs.size());
+  std::vector<int32_t> tables(size_t(rows * max_blocks), 0), qsl = {0}, lens, positions, slots;
+  size_t next = 0;
+  int32_t longest = 0;
+  for (size_t s = 0; s < c.seqs.size(); ++s) {
+    const int32_t ctx = c.seqs[s].context;
+    for (int64_t b = 0; b * c.block_size < ctx; ++b) tables[s * size_t(max_blocks) + size_t(b)] = pool[next++];
+    qsl.push_back(qsl.back() + 1);
+    lens.push_back(ctx);
+    positions.push_back(ctx - 1);
+    const int32_t page = tables[s * size_t(max_blocks) + size_t((ctx - 1) / c.block_size)];
+    slots.push_back(s % 4 == 3 ? -1 : page * int32_t(c.block_size) + (ctx - 1) % int32_t(c.block_size));
+    longest = std::max(longest, ctx);
+  }
+  const shape cache_dims{total_blocks, c.block_size, c.kv_heads, c.dim};
+  const int64_t width = c.heads + 2 * c.kv_heads;
+  auto k0 = rounded(gpu, random_values(size_t(cache_dims.numel()), rng));
+  auto v0 = rounded(gpu, random_values(size_t(cache_dims.numel()), rng));
+  auto qkv = rounded(gpu, random_values(size_t(rows * width * c.dim), rng));
+  std::vector<float> freq(size_t(c.dim / 2));
+  for (size_t i = 0; i < freq.size(); ++i) freq[i] = std::pow(10000.0f, -2.0f * float(i) / float(c.dim));
+  auto kc = upload(be, k0, cache_dims), vc = upload(be, v0, cache_dims);
+  auto q = poisoned(be, {rows, c.heads, c.dim});
+  be.rope_write_kv(upload(be, qkv, {rows, width, c.dim}), q, be.upload_indices(positions, {rows}),
+                   be.upload_weight(dtype::f32, freq.data(), {int64_t(freq.size())}), be.upload_indices(slots, {rows}),
+                   kc, vc);
+  if (apart) be.synchronize();  // launches the RoPE op on its own
+  attention_batch batch;
+  std::vector<int32_t> order(static_cast<size_t>(rows));
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return lens[size_t(a)] > lens[size_t(b)]; });
+  batch.decode_seqs = be.upload_indices(order, {rows});
+  batch.query_start_loc = be.upload_indices(qsl, {rows + 1});
+  batch.seq_lens = be.upload_indices(lens, {rows});
+  batch.block_tables = be.upload_indices(tables, {rows, max_blocks});
+  batch.max_query_len = 1;
+  batch.max_seq_len = std::max(longest, c.bound);
+  batch.sliding_window = c.window;
+  batch.scale = 1.0f / std::sqrt(float(c.dim));
+  auto out = poisoned(be, {rows, c.heads, c.dim});
+  be.paged_attention(q, kc, vc, batch, out);
+  return {download(be, out), download(be, kc), download(be, vc)};
+}
+
+}  // namespace
+
+// Decode steps with RoPE and the K/V write fused into the per-row kernel (one block per KV head:
+// groups of up to 8 query heads, head_dim 16 and up), against the CPU and against the GPU running
+// the two ops apart; the other shapes (16 heads per KV head, head_dim 8) take the ops apart.
+TEST_CASE("cuda decode attention with RoPE and the K/V write taken in matches the ops apart", "[cuda]") {
+  for (dtype ct : {dtype::bf16, dtype::f16}) {
+    auto gpu = gpu_or_skip(ct);
+    if (!gpu) return;
+    auto cpu = make_cpu_backend(2);
+    std::mt19937 rng(11);
+    auto lengths = [&](int n, int lo, int hi) {
+      std::uniform_int_distribution<int32_t> pick(lo, hi);
+      std::vector<seq_case> v;
+      for (int i = 0; i < n; ++i) v.push_back({pick(rng), 1});
+      return v;
+    };
+    const std::vector<attention_case> cases = {
+        {lengths(1, 130, 130), 32, 32, 128, 16, 0, 512},   // decode-1: split, the row's key in one split
+        {lengths(37, 1, 1100), 32, 32, 128, 16, 0, 2048},  // MHA batch, some contexts of one key
+        {lengths(24, 20, 900), 32, 8, 128, 16, 0, 1024},   // GQA 4
+        {lengths(9, 1, 300), 16, 2, 64, 32, 0, 512},       // GQA 8, head_dim 64, blocks of 32
+        {lengths(6, 40, 700), 8, 2, 16, 16, 200, 1024},    // head_dim 16, sliding window
+        {lengths(5, 3, 400), 64, 4, 32, 16, 0, 512},       // 16 query heads a KV head: apart
+        {lengths(4, 2, 100), 4, 4, 8, 16, 0, 256},         // head_dim 8: apart
+    };
+    uint32_t seed = 90;
+    for (const auto& c : cases) {
+      INFO(to_string(ct) << " " << c.seqs.size() << " seqs, heads " << c.heads << "/" << c.kv_heads << " dim " << c.dim);
+      const auto fused = rope_then_attention(*gpu, *gpu, c, seed, false);
+      const auto apart = rope_then_attention(*gpu, *gpu, c, seed, true);
+      const auto want = rope_then_attention(*cpu, *gpu, c, seed, true);
+      ++seed;
+      CHECK(max_rel_error(fused[1], apart[1]) == 0.0);  // the same rotation, rounded alike
+      CHECK(max_rel_error(fused[2], apart[2]) == 0.0);
+      CHECK(max_rel_error(fused[0], apart[0]) == 0.0);
+      CHECK(max_rel_error(fused[0], want[0]) < tolerance(ct));
+      CHECK(l2_rel_error(fused[0], want[0]) < tolerance(ct) / 2);
+      CHECK(max_rel_error(fused[1], want[1]) < tolerance(ct));
+      CHECK(max_rel_error(fused[2], want[2]) == 0.0);
+    }
+    CHECK(cuda_backend_error(*gpu).empty());
+  }
+}
