@@ -65,6 +65,8 @@ struct split_plan {
 };
 
 bool rows_supported(int head_dim);
+/// Blocks (rows x KV heads x head chunks) below which plan_rows splits contexts over more blocks.
+inline int64_t rows_split_below(int num_sms) { return 4LL * num_sms; }
 split_plan plan_rows(const attention_args& a, int num_sms);
 /// The per-row kernel: one block per (row, KV head, group of up to 8 query heads, split); the keys
 /// and values of a KV head are loaded once for all its query heads, streamed through a cp.async

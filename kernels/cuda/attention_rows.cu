@@ -412,7 +412,7 @@ split_plan plan_rows(const attention_args& a, int num_sms) {
   split_plan p;
   const int group = a.heads / a.kv_heads, width = group_width(group), chunks = (group + width - 1) / width;
   const int64_t base = int64_t{a.tokens} * a.kv_heads * chunks;
-  const int64_t want = 4LL * num_sms;
+  const int64_t want = rows_split_below(num_sms);
   const int64_t by_length = (a.max_seq_len + min_keys_per_split - 1) / min_keys_per_split;
   int64_t splits = 1;
   if (base < want) splits = std::min<int64_t>(by_length, (want + base - 1) / base);

@@ -247,9 +247,10 @@ std::vector<std::vector<float>> rope_then_attention(backend& be, backend& gpu, c
 
 }  // namespace
 
-// Decode steps with RoPE and the K/V write fused into the per-row kernel (one block per KV head:
-// groups of up to 8 query heads, head_dim 16 and up), against the CPU and against the GPU running
-// the two ops apart; the other shapes (16 heads per KV head, head_dim 8) take the ops apart.
+// Decode steps with RoPE and the K/V write fused into the per-row kernel (batches small enough to be
+// split, one block per KV head: groups of up to 8 query heads, head_dim 16 and up), against the CPU
+// and against the GPU running the two ops apart; the other cases (37 MHA rows, 16 heads per KV head,
+// head_dim 8) take the ops apart.
 TEST_CASE("cuda decode attention with RoPE and the K/V write taken in matches the ops apart", "[cuda]") {
   for (dtype ct : {dtype::bf16, dtype::f16}) {
     auto gpu = gpu_or_skip(ct);
