@@ -21,6 +21,14 @@ struct attention_case {
   int32_t bound = 0;  // max_seq_len given to the kernels when larger than the longest context (a graph's bound)
 };
 
+// n decode rows (one new token each) of contexts drawn from [lo, hi].
+std::vector<seq_case> decode_rows(std::mt19937& rng, int n, int lo, int hi) {
+  std::uniform_int_distribution<int32_t> pick(lo, hi);
+  std::vector<seq_case> v;
+  for (int i = 0; i < n; ++i) v.push_back({pick(rng), 1});
+  return v;
+}
+
 // Runs one case on the GPU (with the prefill kernel allowed or not) and on the CPU; returns the errors.
 void check_case(backend& gpu, const attention_case& c, uint32_t seed) {
   auto cpu = make_cpu_backend(2);
@@ -120,12 +128,7 @@ TEST_CASE("cuda paged attention matches the CPU: large decode batches under a le
     auto gpu = gpu_or_skip(ct);
     if (!gpu) return;
     std::mt19937 rng(7);
-    auto lengths = [&](int n, int lo, int hi) {
-      std::uniform_int_distribution<int32_t> pick(lo, hi);
-      std::vector<seq_case> v;
-      for (int i = 0; i < n; ++i) v.push_back({pick(rng), 1});
-      return v;
-    };
+    auto lengths = [&](int n, int lo, int hi) { return decode_rows(rng, n, lo, hi); };
     const std::vector<attention_case> cases = {
         {lengths(64, 1, 1100), 32, 32, 128, 16, 0, 2048},  // MHA, Llama-2 shape
         {lengths(48, 150, 1000), 32, 8, 128, 16, 0, 1024},  // GQA 4, Llama-3 shape
@@ -257,12 +260,7 @@ TEST_CASE("cuda decode attention with RoPE and the K/V write taken in matches th
     if (!gpu) return;
     auto cpu = make_cpu_backend(2);
     std::mt19937 rng(11);
-    auto lengths = [&](int n, int lo, int hi) {
-      std::uniform_int_distribution<int32_t> pick(lo, hi);
-      std::vector<seq_case> v;
-      for (int i = 0; i < n; ++i) v.push_back({pick(rng), 1});
-      return v;
-    };
+    auto lengths = [&](int n, int lo, int hi) { return decode_rows(rng, n, lo, hi); };
     const std::vector<attention_case> cases = {
         {lengths(1, 130, 130), 32, 32, 128, 16, 0, 512},   // decode-1: split, the row's key in one split
         {lengths(37, 1, 1100), 32, 32, 128, 16, 0, 2048},  // MHA batch, some contexts of one key
