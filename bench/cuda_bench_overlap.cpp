@@ -113,8 +113,9 @@ void issue(engine_copy& c, const step_input& in) {
   }
 }
 
+// Median host seconds of f over `reps` calls after two unmeasured ones (f synchronizes itself).
 template <class F>
-double best_of(int reps, F&& f) {
+double median_seconds(int reps, F&& f) {
   std::vector<double> t;
   for (int r = 0; r < reps + 2; ++r) {
     const auto start = std::chrono::steady_clock::now();
@@ -140,16 +141,16 @@ void overlap_bench(const config::model_config& cfg, const std::string& label, in
   const int64_t blocks = p_blocks + int64_t(decode_rows) * ((context + block_size - 1) / block_size) + 1;
   for (bool priority : {false, true}) {
     engine_copy a = make_copy(cfg, blocks, false), b = make_copy(cfg, blocks, priority);
-    const double t_mixed = best_of(5, [&] { issue(a, mixed); a.be->synchronize(); });
-    const double t_p = best_of(5, [&] { issue(a, p); a.be->synchronize(); });
-    const double t_d = best_of(5, [&] { issue(b, d); b.be->synchronize(); });
-    const double t_both = best_of(5, [&] {
+    const double t_mixed = median_seconds(5, [&] { issue(a, mixed); a.be->synchronize(); });
+    const double t_p = median_seconds(5, [&] { issue(a, p); a.be->synchronize(); });
+    const double t_d = median_seconds(5, [&] { issue(b, d); b.be->synchronize(); });
+    const double t_both = median_seconds(5, [&] {
       issue(b, d);
       issue(a, p);
       a.be->synchronize();
       b.be->synchronize();
     });
-    const double t_both_p_first = best_of(5, [&] {
+    const double t_both_p_first = median_seconds(5, [&] {
       issue(a, p);
       issue(b, d);
       a.be->synchronize();

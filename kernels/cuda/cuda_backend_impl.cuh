@@ -5,6 +5,7 @@
 #include <cuda_runtime.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -147,7 +148,7 @@ class cuda_backend final : public backend {
   uint64_t dummy_seed_ = 0, dummy_count_ = 0;
   int gemv_variant_ = 1;  // 0: cuBLAS
   std::vector<pending_gemv> pending_;
-  std::unique_ptr<pending_rope> rope_;
+  std::optional<pending_rope> rope_;
   bool fuse_rope_ = true;  // TROUPE_ROPE_FUSE=0: RoPE and the K/V write always on their own
   std::shared_ptr<void> split_counters_;  // for the decode attention's last-block combine
   int64_t split_counters_len_ = 0;

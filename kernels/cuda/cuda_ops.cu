@@ -28,8 +28,9 @@ int64_t listed(const index_tensor& list) { return list.data != nullptr ? list.nu
 
 void cuda_backend::flush() {
   if (rope_) {
-    const std::unique_ptr<pending_rope> r = std::move(rope_);
-    launch_rope(*r);
+    const pending_rope r = std::move(*rope_);
+    rope_.reset();
+    launch_rope(r);
   }
   if (pending_.empty()) return;
   gemv_batch b;
@@ -123,12 +124,11 @@ void cuda_backend::rope_write_kv(const tensor& qkv, tensor& q, const index_tenso
                v_cache.type == compute_);
   flush();
   if (!ok()) return;
-  auto r = std::make_unique<pending_rope>(pending_rope{qkv, q, inv_freq, k_cache, v_cache, positions, slot_mapping});
-  if (fuse_rope_) {
+  pending_rope r{qkv, q, inv_freq, k_cache, v_cache, positions, slot_mapping};
+  if (fuse_rope_)
     rope_ = std::move(r);  // paged_attention may take it (decode rows), else the next op launches it
-    return;
-  }
-  launch_rope(*r);
+  else
+    launch_rope(r);
 }
 
 void cuda_backend::launch_rope(const pending_rope& r) {
@@ -161,12 +161,12 @@ void cuda_backend::paged_attention(const tensor& q, const tensor& k_cache, const
   // one launch and one wait fewer where the step is latency-bound (decode-1: +0.5-1.3% on an H100).
   // Batches too large for the split plan keep the op apart: there every block rotating its q was
   // slower than one RoPE pass (offline-256 -1.2%).
-  std::unique_ptr<pending_rope> rope;
+  std::optional<pending_rope> rope;
   const int64_t group = q.dims[1] / k_cache.dims[2];
   if (rope_ && rope_->q.data == q.data && rope_->k_cache.data == k_cache.data && rope_->v_cache.data == v_cache.data &&
       batch.max_query_len == 1 && q.dims[0] == batch.seq_lens.numel() && group <= 8 && q.dims[2] >= 16 &&
       rows_supported(static_cast<int>(q.dims[2])) && q.dims[0] * k_cache.dims[2] < rows_split_below(num_sms_))
-    rope = std::move(rope_);
+    rope.swap(rope_);  // rope_ is left empty: flush() has nothing of it to launch
   flush();
   if (!ok() || q.dims[0] == 0) return;
   attention_args a;
