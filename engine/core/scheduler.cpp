@@ -191,6 +191,10 @@ int64_t scheduler::final_length(const request& r) const {
   return std::min<int64_t>(int64_t{r.num_prompt_tokens()} + r.params().max_tokens, max_len_);
 }
 
+bool scheduler::runs_to_max_tokens(const request& r) {
+  return r.params().ignore_eos && r.params().stop_token_ids.empty() && r.params().stop.empty();
+}
+
 void scheduler::adapt_reserve(bool preempted) {
   const double floor = std::min(options_.admission_reserve_floor, options_.admission_reserve);
   if (preempted)
@@ -204,9 +208,16 @@ void scheduler::admit_waiting(int32_t& budget, schedule_output& out) {
   if (waiting_.empty()) return;  // (the reserve's sum below is per step otherwise)
   const int32_t bs = options_.block_size;
   const auto blocks_for = [bs](int64_t tokens) { return (tokens + bs - 1) / bs; };
-  int64_t growth = 0;  // blocks the running requests may still take
+  // Blocks the running requests may still take, weighted: the whole growth of a request that cannot
+  // end before max_tokens (it ignores EOS and has no stop token or string), the reserve's fraction of
+  // the others' (they usually end early).
+  // (A reserve of 0 admits what fits now for every request: vLLM's policy, kept for comparison.)
+  const bool any_reserve = options_.admission_reserve > 0;
+  const auto weight = [&](const request& x) { return any_reserve && runs_to_max_tokens(x) ? 1.0 : reserve_; };
+  double growth = 0;
   for (const request* x : running_)
-    growth += std::max<int64_t>(0, blocks_for(final_length(*x)) - int64_t(kv_.blocks_of(x->id()).size()));
+    growth += weight(*x) *
+              double(std::max<int64_t>(0, blocks_for(final_length(*x)) - int64_t(kv_.blocks_of(x->id()).size())));
   while (!waiting_.empty() && budget > 0 && running_.size() < size_t(options_.max_num_seqs)) {
     request& r = **waiting_.begin();
     // Preempted with samples in flight: it comes back with them, once their results are in.
@@ -217,7 +228,7 @@ void scheduler::admit_waiting(int32_t& budget, schedule_output& out) {
     // included: its prompt's remaining chunks, then its outputs). A request alone always starts.
     const int64_t first_blocks = blocks_for(int64_t{hit.num_tokens} + n) - int64_t(hit.block_ids.size());
     const int64_t r_growth = std::max<int64_t>(0, blocks_for(final_length(r)) - blocks_for(int64_t{hit.num_tokens} + n));
-    const auto reserved = static_cast<int64_t>(std::ceil(reserve_ * double(growth + r_growth)));
+    const auto reserved = static_cast<int64_t>(std::ceil(growth + weight(r) * double(r_growth)));
     if (!running_.empty() && kv_.pool().num_free_blocks() - first_blocks < reserved) break;
     auto blocks = kv_.allocate_slots(r, n, hit);
     if (!blocks) break;  // strict order: later arrivals do not overtake it
@@ -227,7 +238,7 @@ void scheduler::admit_waiting(int32_t& budget, schedule_output& out) {
     running_.insert(std::upper_bound(running_.begin(), running_.end(), &r, by_priority{}), &r);
     add_to_step(r, n, true, {}, out);
     budget -= n;
-    growth += r_growth;
+    growth += weight(r) * double(r_growth);
   }
 }
 

@@ -31,7 +31,10 @@ struct scheduler_options {
   /// starts here, falls linearly to admission_reserve_floor over admission_reserve_decay_steps
   /// steps without a preemption (outputs usually end before max_tokens), and rises by 0.1 (at most
   /// to 1) with each step that preempts. 0 admits whatever fits now (vLLM's policy); a floor above
-  /// admission_reserve counts as admission_reserve.
+  /// admission_reserve counts as admission_reserve. A request that cannot end early (ignore_eos, no
+  /// stop token ids or strings) has all of its growth reserved whatever the fraction: it will reach
+  /// max_tokens, so anything less only buys a preemption and its recomputation later (unless the
+  /// reserve is 0).
   double admission_reserve = 0.7;
   double admission_reserve_floor = 0.1;
   int32_t admission_reserve_decay_steps = 600;
@@ -141,6 +144,8 @@ class scheduler {
   void preempt(request& victim, int32_t& budget, schedule_output& out);
   void admit_waiting(int32_t& budget, schedule_output& out);
   int64_t final_length(const request& r) const;
+  /// Whether r can only finish at max_tokens or the length limit: admission then reserves all its growth.
+  static bool runs_to_max_tokens(const request& r);
   void adapt_reserve(bool preempted);
   void add_to_step(request& r, int32_t num_tokens, bool is_new, std::vector<int32_t> new_blocks,
                    schedule_output& out);

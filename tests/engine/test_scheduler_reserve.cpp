@@ -126,3 +126,52 @@ TEST_CASE("an admission reserve outside [0, 1] is an error naming it") {
   o.admission_reserve_decay_steps = 0;
   REQUIRE_FALSE(validate(o));
 }
+
+TEST_CASE("a request that cannot end before max_tokens has its whole growth reserved") {
+  // A low reserve with its floor there too: requests that may stop at EOS are admitted beside each
+  // other and preempt one another later; the same requests with ignore_eos (no stop ids or strings)
+  // certainly reach max_tokens, so admission waits for their whole room and none is preempted.
+  scheduler_options o = opts(16, 4, 64);
+  o.admission_reserve = 0.1;
+  o.admission_reserve_floor = 0.1;
+  const run_figures may_stop = run_to_end(o);
+  CHECK(may_stop.most_running > 2);
+  CHECK(may_stop.preemptions > 0);
+
+  const auto certain = [&](bool with_stop_id) {
+    scheduler s(o);
+    for (request_id id = 1; id <= 8; ++id) {
+      request_params p;
+      p.max_tokens = 24;
+      p.ignore_eos = true;
+      if (with_stop_id) p.stop_token_ids = {9};
+      REQUIRE(s.add_request(request(id, range(100 + int32_t(id) * 50, 8), p, ids{2})));
+    }
+    run_figures f;
+    schedule_output out;
+    while (s.has_unfinished()) {
+      step(s, out);
+      f.most_running = std::max(f.most_running, s.num_running());
+      REQUIRE(f.steps++ < 1000);
+    }
+    f.preemptions = s.stats().preemptions;
+    return f;
+  };
+  const run_figures sure = certain(false);
+  CHECK(sure.preemptions == 0);
+  CHECK(sure.most_running == 2);
+  // A stop token id may end it early: the reserve's fraction again.
+  const run_figures stoppable = certain(true);
+  CHECK(stoppable.preemptions > 0);
+
+  o.admission_reserve = 0;  // 0 keeps vLLM's policy for every request
+  o.admission_reserve_floor = 0;
+  scheduler s(o);
+  request_params p;
+  p.max_tokens = 24;
+  p.ignore_eos = true;
+  for (request_id id = 1; id <= 8; ++id) REQUIRE(s.add_request(request(id, range(100 + int32_t(id) * 50, 8), p, ids{2})));
+  schedule_output out;
+  step(s, out);
+  CHECK(s.num_running() > 2);
+}
