@@ -6,7 +6,8 @@
 //              [--read-bandwidth] [--overlap PROMPT_ROWS DECODE_ROWS CONTEXT]
 // (--gemm-sweep: cuBLAS products at decode-batch and prefill shapes, GemmEx against tuned cuBLASLt;
 // --ops: time each op at the decode-1 and prefill-2k shapes instead; --attention: decode attention
-// alone on batches of 1, 64 and 256 sequences, MHA and GQA, against the copy bandwidth;
+// alone on batches of 1, 64 and 256 sequences, MHA and GQA, against the copy bandwidth (ATTENTION_CASE,
+// e.g. MHA:256:0, runs one case: what a profiler such as Nsight Compute should look at);
 // --prefill-attention: the prefill attention kernel alone, cuda_bench_prefill.cpp; --overlap: a mixed
 // step's prompt and decode rows as two passes on two streams, cuda_bench_overlap.cpp; --read-bandwidth:
 // reads in order and in random 256/512-byte chunks against the copy bandwidth, cuda_bench_read.cu)
@@ -335,6 +336,10 @@ void attention_bench(double copy_bw) {
       // Context 0: lengths spread over 64-1,280 (offline-256's decode batches), longest first.
       for (int64_t ctx : {int64_t{192}, int64_t{600}, int64_t{1000}, int64_t{0}}) {
         if (ctx == 0 && seqs == 1) continue;
+        // ATTENTION_CASE=KIND:SEQS:CONTEXT (e.g. MHA:256:0, context 0 the spread one): that case alone.
+        if (const char* only = std::getenv("ATTENTION_CASE"); only != nullptr && *only != '\0' &&
+            std::string(only) != std::string(sh.name).substr(0, 3) + ":" + std::to_string(seqs) + ":" + std::to_string(ctx))
+          continue;
         std::vector<int32_t> lens(static_cast<size_t>(seqs), static_cast<int32_t>(ctx));
         for (int64_t i = 0; ctx == 0 && i < seqs; ++i) lens[size_t(i)] = int32_t(1280 - (i * 1216) / seqs);
         const int64_t longest = *std::max_element(lens.begin(), lens.end());
