@@ -48,6 +48,13 @@ bool cuda_set_gemv_variant(backend& be, int variant) {
   return true;
 }
 
+bool cuda_set_fused_rope_group(backend& be, int group) {
+  auto* c = dynamic_cast<cuda::cuda_backend*>(&be);
+  if (c == nullptr || group < 1 || group > 8) return false;
+  c->set_fused_rope_group(group);
+  return true;
+}
+
 bool cuda_use_prefill_kernel(backend& be, bool on) {
   auto* c = dynamic_cast<cuda::cuda_backend*>(&be);
   if (c == nullptr) return false;

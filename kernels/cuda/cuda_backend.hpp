@@ -34,6 +34,11 @@ bool cuda_use_own_gemv(backend& be, bool on);
 /// benchmarks and tests.
 bool cuda_set_gemv_variant(backend& be, int variant);
 
+/// The largest group (query heads a KV head) whose small decode batches take RoPE and the K/V write
+/// into decode attention: 1 (MHA only) by default, up to 8. False for other backends or another
+/// value. For tests (the kernel is correct for every group) and benchmarks.
+bool cuda_set_fused_rope_group(backend& be, int group);
+
 /// Where a CUDA backend sends attention when a sequence has several new rows: true (the default)
 /// uses the tensor-core prefill kernel where head_dim allows, false the per-row kernel.
 bool cuda_use_prefill_kernel(backend& be, bool on);

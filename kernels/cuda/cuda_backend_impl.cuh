@@ -91,6 +91,7 @@ class cuda_backend final : public backend {
   }
   void set_gemv_variant(int v) { gemv_variant_ = v; }
   void set_prefill_kernel(bool on) { prefill_kernel_ = on; }
+  void set_fused_rope_group(int64_t group) { fused_rope_group_ = group; }
   /// Products of 2 to max_rows rows through cuBLASLt tuned per shape (on), the others through
   /// cublasGemmEx; false where cuBLASLt could not be loaded.
   bool set_lt_matmul(bool on, int64_t max_rows) {
@@ -150,6 +151,7 @@ class cuda_backend final : public backend {
   std::vector<pending_gemv> pending_;
   std::optional<pending_rope> rope_;
   bool fuse_rope_ = true;  // TROUPE_ROPE_FUSE=0: RoPE and the K/V write always on their own
+  int64_t fused_rope_group_ = 1;  // query heads a KV head at most for the fusion (tests: up to 8)
   std::shared_ptr<void> split_counters_;  // for the decode attention's last-block combine
   int64_t split_counters_len_ = 0;
   struct timed_op {

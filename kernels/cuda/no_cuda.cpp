@@ -24,6 +24,8 @@ bool cuda_use_own_gemv(backend&, bool) { return false; }
 
 bool cuda_set_gemv_variant(backend&, int) { return false; }
 
+bool cuda_set_fused_rope_group(backend&, int) { return false; }
+
 bool cuda_use_prefill_kernel(backend&, bool) { return false; }
 
 bool cuda_use_lt_matmul(backend&, bool, int64_t) { return false; }
