@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <functional>
 
 #include "engine/core/scheduler.hpp"
 #include "tests/engine/scheduler_steps.hpp"
@@ -20,10 +21,15 @@ struct run_figures {
 };
 
 // Eight requests of 8 prompt tokens and 24 outputs (8 blocks of 4 each in the end) through a cache of
-// 16 blocks: room for two of them at their full length.
-run_figures run_to_end(scheduler_options o) {
+// 16 blocks: room for two of them at their full length. `params` changes their parameters.
+run_figures run_to_end(scheduler_options o, const std::function<void(request_params&)>& params = {}) {
   scheduler s(o);
-  for (request_id id = 1; id <= 8; ++id) REQUIRE(s.add_request(make(id, 8, 24)));
+  for (request_id id = 1; id <= 8; ++id) {
+    request_params p;
+    p.max_tokens = 24;
+    if (params) params(p);
+    REQUIRE(s.add_request(request(id, range(100 + int32_t(id) * 50, 8), p, ids{2})));
+  }
   run_figures f;
   schedule_output out;
   while (s.has_unfinished()) {
@@ -139,23 +145,10 @@ TEST_CASE("a request that cannot end before max_tokens has its whole growth rese
   CHECK(may_stop.preemptions > 0);
 
   const auto certain = [&](bool with_stop_id) {
-    scheduler s(o);
-    for (request_id id = 1; id <= 8; ++id) {
-      request_params p;
-      p.max_tokens = 24;
+    return run_to_end(o, [&](request_params& p) {
       p.ignore_eos = true;
       if (with_stop_id) p.stop_token_ids = {9};
-      REQUIRE(s.add_request(request(id, range(100 + int32_t(id) * 50, 8), p, ids{2})));
-    }
-    run_figures f;
-    schedule_output out;
-    while (s.has_unfinished()) {
-      step(s, out);
-      f.most_running = std::max(f.most_running, s.num_running());
-      REQUIRE(f.steps++ < 1000);
-    }
-    f.preemptions = s.stats().preemptions;
-    return f;
+    });
   };
   const run_figures sure = certain(false);
   CHECK(sure.preemptions == 0);
