@@ -33,7 +33,8 @@ __global__ void __launch_bounds__(warps_per_block * 32)
     wv[rows_per_warp + r] = reinterpret_cast<const vec8<T>*>(up + row * k);
   }
   float acc[rows];
-  if (!gemv_rows<T, rows, unroll, k_split, warps_per_block>(wv, xv, begin, end, row0 < n, acc, partial)) return;
+  // Its weights start into L2 while the norm before it runs (decode-1 0.4-0.8% slower without).
+  if (!gemv_rows<T, rows, unroll, k_split, warps_per_block>(wv, xv, begin, end, row0 < n, acc, partial, true)) return;
   if (lane == 0)
 #pragma unroll
     for (int r = 0; r < rows_per_warp; ++r)

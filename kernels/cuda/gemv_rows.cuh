@@ -6,18 +6,19 @@
 namespace troupe::kernels::cuda {
 
 /// This warp's `rows` weight rows (wv; its share [begin, end) of each row's 16-byte chunks) against
-/// x, `unroll` loads per row in flight. Pulls the first pass into L2, waits for the kernels before
-/// (x is theirs), streams, sums over the warp and, with k_split > 1, over the k_split warps of its
-/// group through `partial`. Returns true on the warps whose acc is final (the first of each group;
-/// every warp when k_split is 1), where lane 0 holds the sums. `active`: the warp has rows to do.
+/// x, `unroll` loads per row in flight. With `prefetch`, pulls the first pass into L2 before it
+/// waits for the kernels before (x is theirs); then streams, sums over the warp and, with k_split > 1,
+/// over the k_split warps of its group through `partial`. Returns true on the warps whose acc is
+/// final (the first of each group; every warp when k_split is 1), where lane 0 holds the sums.
+/// `active`: the warp has rows to do.
 template <class T, int rows, int unroll, int k_split, int warps_per_block>
 __device__ __forceinline__ bool gemv_rows(const vec8<T>* const (&wv)[rows], const vec8<T>* xv, int64_t begin,
                                           int64_t end, bool active, float (&acc)[rows],
-                                          float (&partial)[warps_per_block][rows]) {
+                                          float (&partial)[warps_per_block][rows], bool prefetch) {
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   // The weights do not depend on earlier kernels: start pulling this warp's first pass into L2
   // while the kernel before it finishes (with programmatic dependent launch), then wait for x.
-  if (active)
+  if (active && prefetch)
 #pragma unroll
     for (int r = 0; r < rows; ++r)
 #pragma unroll
