@@ -2,7 +2,6 @@
 // is launched before step N finishes (actors/step_pipeline).
 #include "actors/executor_actor.hpp"
 
-#include <chrono>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -29,9 +28,6 @@ struct executor_state {
 };
 
 using pointer = executor_actor::stateful_pointer<executor_state>;
-
-// How often a launched step with nothing behind it is checked (as engine::runner_thread does).
-constexpr auto poll_interval = std::chrono::microseconds(20);
 
 status_reply load(executor_state& st) {
   const runtime_options& o = st.shared->options;
@@ -63,7 +59,7 @@ status_reply load(executor_state& st) {
 
 // A step launched and unfinished is finished here unless an execute message is next, whose
 // handler launches that step first (when it may). Until one of the two happens the step runs on the
-// device and this thread checks every poll_interval: the device never waits for a message that is
+// device and this thread checks every engine::launch_poll_interval: the device never waits for a message that is
 // not coming, nor for the host once one has come.
 void settle(pointer self) {
   step_pipeline& steps = *self->state.steps;
@@ -76,14 +72,14 @@ void settle(pointer self) {
       if (!next->content().match_elements<execute_atom, step_plan>()) steps.finish_oldest();
       return;  // anything else is not left waiting behind the step
     }
-    std::this_thread::sleep_for(poll_interval);
+    std::this_thread::sleep_for(engine::launch_poll_interval);
   }
 }
 
 executor_actor::behavior_type executor_fn(pointer self, runtime_shared* shared, std::string name) {
   self->state.shared = shared;
   self->state.depth = shared->metrics.add_mailbox(name);
-  self->state.overlap = overlap_enabled();
+  self->state.overlap = engine::overlap_enabled();  // read at each start: a process may run both ways
   self->attach_functor([shared] { shared->actor_ended(); });
   // A device error ends this actor; its exit reason carries the message for the scheduler.
   self->set_exception_handler([](caf::scheduled_actor*, std::exception_ptr& e) -> caf::error {

@@ -2,18 +2,11 @@
 #include "actors/step_pipeline.hpp"
 
 #include <algorithm>
-#include <cstdlib>
-#include <string_view>
 #include <utility>
 
 #include "actors/shared.hpp"
 
 namespace troupe::actors {
-
-bool overlap_enabled() {
-  const char* v = std::getenv("TROUPE_OVERLAP");
-  return !(v && std::string_view(v) == "0");
-}
 
 int64_t step_pipeline::busy_ns(const step& s) {
   const int64_t end = now_ns();

@@ -10,10 +10,6 @@
 
 namespace troupe::actors {
 
-/// Whether steps may overlap: not when TROUPE_OVERLAP is "0" (as engine::runner_thread reads it).
-/// Read when an executor starts, so that a process may run executors both ways.
-bool overlap_enabled();
-
 /// Steps launched on a model runner and not yet answered: at most one between messages (two
 /// inside take()). Outcomes go out in the order the steps came. An exception from the runner (a
 /// device error) passes through and leaves the promises of the steps it held unanswered: the

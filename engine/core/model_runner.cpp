@@ -3,12 +3,15 @@
 
 #include <algorithm>
 
+#include "config/switches.hpp"
 #include "engine/core/step_sampling.hpp"
 
 namespace troupe::engine {
 
 model_runner::model_runner(llama_model& model, int32_t num_blocks, int32_t block_size)
     : model_(model), block_size_(block_size), cache_(model.make_kv_cache(num_blocks, block_size)) {}
+
+bool overlap_enabled() { return !config::switched_off("TROUPE_OVERLAP"); }
 
 uint64_t model_runner::fallback_seed(request_id id) {
   // splitmix64 of the id: distinct, well-mixed streams per request.

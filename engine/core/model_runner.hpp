@@ -1,6 +1,7 @@
 // Turns scheduler steps into forward passes: builds each step's inputs, runs the model, samples.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -17,6 +18,12 @@
 namespace troupe::engine {
 
 struct sampling_row;  // engine/core/step_sampling.hpp
+
+/// Whether a runner's driver (runner_thread, the executor actor) launches a step before the one
+/// before it finishes (model_runner::launch / finish): yes unless TROUPE_OVERLAP=0 (measurements).
+bool overlap_enabled();
+/// How often a driver with a launched step and nothing to launch next checks whether it is done.
+inline constexpr std::chrono::microseconds launch_poll_interval{20};
 
 /// What one step produced, per entry of the schedule output's `scheduled` list.
 struct step_result {

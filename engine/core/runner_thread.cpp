@@ -1,10 +1,6 @@
 // The runner's thread: takes queued steps one at a time and fulfils their promises.
 #include "engine/core/runner_thread.hpp"
 
-#include <chrono>
-#include <cstdlib>
-#include <string_view>
-
 namespace troupe::engine {
 
 runner_thread::runner_thread(model_runner& runner) : runner_(runner), thread_([this] { loop(); }) {}
@@ -52,8 +48,7 @@ void runner_thread::finish(job& j) {
 }
 
 void runner_thread::loop() {
-  // TROUPE_OVERLAP=0: every step finishes before the next one is launched (measurements only).
-  static const bool overlap = !(std::getenv("TROUPE_OVERLAP") && std::string_view(std::getenv("TROUPE_OVERLAP")) == "0");
+  static const bool overlap = overlap_enabled();
   for (;;) {
     job j;
     {
@@ -71,7 +66,7 @@ void runner_thread::loop() {
       std::optional<job> next;
       {
         std::unique_lock lock(mu_);
-        while (!stop_ && jobs_.empty() && !runner_.oldest_ready()) cv_.wait_for(lock, std::chrono::microseconds(20));
+        while (!stop_ && jobs_.empty() && !runner_.oldest_ready()) cv_.wait_for(lock, launch_poll_interval);
         if (overlap && !jobs_.empty() && runner_.may_launch_before_finish(*jobs_.front().step)) {
           next = std::move(jobs_.front());
           jobs_.pop_front();

@@ -5,8 +5,8 @@
 #include <cmath>
 #include <cstdlib>
 #include <optional>
-#include <string_view>
 
+#include "config/switches.hpp"
 #include "engine/model/random_weights.hpp"
 #include "engine/model/rope.hpp"
 #include "engine/model/weight_check.hpp"
@@ -171,8 +171,7 @@ struct llama_model::step_buffers {
 };
 
 llama_model::llama_model(const config::model_config& cfg, kernels::backend& be) : cfg_(cfg), be_(be) {
-  if (const char* v = std::getenv("TROUPE_CUDA_GRAPHS"); v != nullptr && std::string_view(v) == "0")
-    graph_batch_ = 0;
+  if (config::switched_off("TROUPE_CUDA_GRAPHS")) graph_batch_ = 0;
 }
 
 llama_model::~llama_model() { drop_graphs(); }

@@ -9,6 +9,7 @@
 #include <limits>
 #include <vector>
 
+#include "config/switches.hpp"
 #include "kernels/cuda/convert.cuh"
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/cublas_loader.hpp"
@@ -128,10 +129,8 @@ std::unique_ptr<cuda_backend> cuda_backend::create(int device, dtype compute, st
   for (cudaEvent_t* ev : {&be->ctx_->fork, &be->ctx_->join})
     if (cudaError_t e = cudaEventCreateWithFlags(ev, cudaEventDisableTiming); e != cudaSuccess)
       return fail(cudaGetErrorString(e));
-  const char* fork = std::getenv("TROUPE_ATTENTION_FORK");
-  be->fork_attention_ = !(fork != nullptr && std::string_view(fork) == "0");
-  const char* fuse = std::getenv("TROUPE_ROPE_FUSE");
-  be->fuse_rope_ = !(fuse != nullptr && std::string_view(fuse) == "0");
+  be->fork_attention_ = !config::switched_off("TROUPE_ATTENTION_FORK");
+  be->fuse_rope_ = !config::switched_off("TROUPE_ROPE_FUSE");
   // Freed memory stays in the pool: per-step buffers are then as cheap as a pointer bump.
   cudaMemPool_t pool;
   if (cudaDeviceGetDefaultMemPool(&pool, device) == cudaSuccess) {
@@ -167,8 +166,7 @@ std::unique_ptr<cuda_backend> cuda_backend::create(int device, dtype compute, st
   // in the process turns it off for all.
   static std::atomic<int> older_cards{0};
   if (prop.major < 9) older_cards.fetch_add(1);
-  const char* pdl = std::getenv("TROUPE_PDL");
-  set_dependent_launch(older_cards.load() == 0 && !(pdl != nullptr && std::string_view(pdl) == "0"));
+  set_dependent_launch(older_cards.load() == 0 && !config::switched_off("TROUPE_PDL"));
   be->name_ = "cuda:" + std::to_string(device);
   return be;
 }
