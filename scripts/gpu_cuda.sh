@@ -9,7 +9,8 @@
 # the prefill attention kernel alone (cuda_bench --prefill-attention); "offline": `troupe bench
 # offline --dummy llama2-7b` and then the transformers peer (.device-cuda/peer/hf_peer.py) on the same
 # workload, N and NOUT requests and output tokens, default 256 and 256; "matmul": cuBLASLt tuned per shape against
-# cublasGemmEx, decode-1, prefill-2k and offline-256 each way, REPEAT times) picks parts.
+# cublasGemmEx, decode-1, prefill-2k and offline-256 each way, REPEAT times; "ab": settings switched by
+# environment, alternating, see below) picks parts.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/gpu_cuda_out}
@@ -17,7 +18,10 @@ mkdir -p "$OUT"
 STEPS=${STEPS:-tests hf generate bench}
 bin=.device-cuda/bin
 [ -d .device-cuda/lib ] || tar xzf .device-cuda/lib.tgz -C .device-cuda
-[ -d .device-cuda/bin ] || tar xzf .device-cuda/bin.tgz -C .device-cuda
+if [ ! -d .device-cuda/bin ]; then  # xz-compressed; Python's lzma where the machine has no xz
+  if command -v xz >/dev/null; then tar xJf .device-cuda/bin.txz -C .device-cuda
+  else python3 -c 'import tarfile; tarfile.open(".device-cuda/bin.txz").extractall(".device-cuda")'; fi
+fi
 # cuBLAS from the machine's CUDA toolkit or its PyTorch wheels.
 cublas=$(find /usr/local/cuda*/ /usr/lib /opt -name 'libcublasLt.so.13*' 2>/dev/null | head -1)
 [ -n "$cublas" ] || { echo "no libcublasLt.so.13 on this machine"; exit 1; }
@@ -173,6 +177,34 @@ if [[ " $STEPS " == *" bench "* ]]; then
     log="$OUT/bench_$(echo $args | tr -c 'a-z0-9' '_').log"
     $bin/cuda_bench $args >"$log" 2>&1 || echo "cuda_bench $args failed: $(tail -3 "$log")"
     cat "$log"
+    note "cuda_bench $args" "$(grep -E '^\| (decode-1|prefill)' "$log" | awk -F'|' '{print $2 ":" $3 "(" $5 ")"}' |
+      sed 's/  */ /g' | paste -sd';')"
+  done
+  # decode-1 through the engine (scheduler, sampling and step overlap as served): one 128-token prompt,
+  # 256 tokens; its wall time includes the prompt's step. ENGINE_DECODE1=0 skips it.
+  if [ "${ENGINE_DECODE1:-1}" != 0 ]; then
+    timeout 120 $bin/troupe bench offline --dummy llama2-7b --device cuda --num-prompts 1 --min-prompt 128 \
+      --max-prompt 128 --output-len 256 >"$OUT/engine_decode1.log" 2>&1
+    r=$(grep '^RESULT offline' "$OUT/engine_decode1.log" | head -1)
+    note "decode-1 through the engine (troupe bench offline, 1 x 128 -> 256)" "${r#RESULT offline }"
+  fi
+fi
+
+if [[ " $STEPS " == *" ab "* ]]; then
+  # One binary, settings switched by environment, alternating in one call: AB holds the settings
+  # (each "NAME=V,NAME2=V2", space-separated; default "TROUPE_NORM_FUSE=0 TROUPE_NORM_FUSE=1"), run
+  # REPEAT times each (default 2) with `cuda_bench $AB_ARGS` (default --shape llama2-7b); decode-1 and
+  # prefill-2k of every run are noted, the logs appended to $OUT/ab.log.
+  for r in $(seq 1 "${REPEAT:-2}"); do
+    for setting in ${AB:-TROUPE_NORM_FUSE=0 TROUPE_NORM_FUSE=1}; do
+      log=$(mktemp)
+      env ${setting//,/ } $bin/cuda_bench ${AB_ARGS:---shape llama2-7b} >"$log" 2>&1 || echo "cuda_bench ($setting) failed: $(tail -3 "$log")"
+      { echo "=== cuda_bench ${AB_ARGS:---shape llama2-7b}, $setting, run $r"; cat "$log"; } >> "$OUT/ab.log"
+      d=$(grep -E '^\| decode-1' "$log" | awk -F'|' '{print $3 " (" $5 ")"}' | xargs)
+      p=$(grep -E '^\| prefill' "$log" | awk -F'|' '{print $3 " (" $5 ")"}' | xargs)
+      note "$setting, run $r" "decode-1 $d; prefill-2k $p"
+      rm -f "$log"
+    done
   done
 fi
 
