@@ -35,6 +35,8 @@ fi
 declare -A result
 order=()
 note() { result[$1]=$2; order+=("$1"); }
+# A cuda_bench log's decode-1 and prefill rows in one line: what each measured and its fraction.
+bench_summary() { grep -E '^\| (decode-1|prefill)' "$1" | awk -F'|' '{print $2 ":" $3 "(" $5 ")"}' | sed 's/  */ /g' | paste -sd';'; }
 card=$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -1)
 echo "card: $card; commit $(cat .device-cuda/commit)"
 
@@ -177,8 +179,7 @@ if [[ " $STEPS " == *" bench "* ]]; then
     log="$OUT/bench_$(echo $args | tr -c 'a-z0-9' '_').log"
     $bin/cuda_bench $args >"$log" 2>&1 || echo "cuda_bench $args failed: $(tail -3 "$log")"
     cat "$log"
-    note "cuda_bench $args" "$(grep -E '^\| (decode-1|prefill)' "$log" | awk -F'|' '{print $2 ":" $3 "(" $5 ")"}' |
-      sed 's/  */ /g' | paste -sd';')"
+    note "cuda_bench $args" "$(bench_summary "$log")"
   done
   # decode-1 through the engine (scheduler, sampling and step overlap as served): one 128-token prompt,
   # 256 tokens; its wall time includes the prompt's step. ENGINE_DECODE1=0 skips it.
@@ -192,17 +193,16 @@ fi
 
 if [[ " $STEPS " == *" ab "* ]]; then
   # One binary, settings switched by environment, alternating in one call: AB holds the settings
-  # (each "NAME=V,NAME2=V2", space-separated; default "TROUPE_NORM_FUSE=0 TROUPE_NORM_FUSE=1"), run
+  # (each "NAME=V,NAME2=V2", space-separated, e.g. "TROUPE_ROPE_FUSE=0 TROUPE_ROPE_FUSE=1"), run
   # REPEAT times each (default 2) with `cuda_bench $AB_ARGS` (default --shape llama2-7b); decode-1 and
   # prefill-2k of every run are noted, the logs appended to $OUT/ab.log.
+  [ -n "${AB:-}" ] || { echo "STEPS=ab needs AB (the settings to alternate)"; note "ab" "skipped: AB unset"; }
   for r in $(seq 1 "${REPEAT:-2}"); do
-    for setting in ${AB:-TROUPE_NORM_FUSE=0 TROUPE_NORM_FUSE=1}; do
+    for setting in ${AB:-}; do
       log=$(mktemp)
       env ${setting//,/ } $bin/cuda_bench ${AB_ARGS:---shape llama2-7b} >"$log" 2>&1 || echo "cuda_bench ($setting) failed: $(tail -3 "$log")"
       { echo "=== cuda_bench ${AB_ARGS:---shape llama2-7b}, $setting, run $r"; cat "$log"; } >> "$OUT/ab.log"
-      d=$(grep -E '^\| decode-1' "$log" | awk -F'|' '{print $3 " (" $5 ")"}' | xargs)
-      p=$(grep -E '^\| prefill' "$log" | awk -F'|' '{print $3 " (" $5 ")"}' | xargs)
-      note "$setting, run $r" "decode-1 $d; prefill-2k $p"
+      note "$setting, run $r" "$(bench_summary "$log")"
       rm -f "$log"
     done
   done

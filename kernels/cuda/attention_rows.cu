@@ -7,6 +7,7 @@
 #include "kernels/cuda/attention.cuh"
 #include "kernels/cuda/cp_async.cuh"
 #include "kernels/cuda/cuda_common.cuh"
+#include "kernels/cuda/rope_kv.cuh"
 
 #include <algorithm>
 #include <cmath>
@@ -39,7 +40,7 @@ __device__ __forceinline__ int find_sequence(const int32_t* qsl, int num_seqs, i
 }
 
 // This thread's 8 elements (from element i of a head_dim-wide head) rotated by RoPE at position
-// pos, rounded to T: rope_write_kv's math (float32 angle, cos and sin) on the pair (i, i +- half).
+// pos, rounded to T: rope_write_kv's rotation (rotate_half_pair) on the pair (i, i +- half).
 template <class T, int D>
 __device__ __forceinline__ vec8<T> rope8(const T* head, int i, float pos, const float* inv_freq) {
   constexpr int half = D / 2;
@@ -49,10 +50,10 @@ __device__ __forceinline__ vec8<T> rope8(const T* head, int i, float pos, const 
   vec8<T> out;
 #pragma unroll
   for (int e = 0; e < 8; ++e) {
-    float sn, cs;
-    sincosf(pos * inv_freq[f0 + e], &sn, &cs);
-    const float u = to_f(first_half ? own.v[e] : other.v[e]), w = to_f(first_half ? other.v[e] : own.v[e]);
-    out.v[e] = from_f<T>(first_half ? u * cs - w * sn : w * cs + u * sn);
+    float first, second;
+    rotate_half_pair(to_f(first_half ? own.v[e] : other.v[e]), to_f(first_half ? other.v[e] : own.v[e]), pos,
+                     inv_freq[f0 + e], first, second);
+    out.v[e] = from_f<T>(first_half ? first : second);
   }
   return out;
 }

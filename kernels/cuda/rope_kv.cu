@@ -53,11 +53,10 @@ __global__ void __launch_bounds__(threads) rope_kv_kernel(rope_kv_args a) {
   pack<T, V> y1, y2;
 #pragma unroll
   for (int e = 0; e < V; ++e) {
-    float s, c;
-    sincosf(pos * a.inv_freq[i0 + e], &s, &c);  // as Hugging Face: float32 angle, float32 cos and sin
-    const float u = to_f(x1.v[e]), w = to_f(x2.v[e]);
-    y1.v[e] = from_f<T>(u * c - w * s);
-    y2.v[e] = from_f<T>(w * c + u * s);
+    float first, second;
+    rotate_half_pair(to_f(x1.v[e]), to_f(x2.v[e]), pos, a.inv_freq[i0 + e], first, second);
+    y1.v[e] = from_f<T>(first);
+    y2.v[e] = from_f<T>(second);
   }
   T* dst = is_q ? static_cast<T*>(a.q) + t * q_row + int64_t{h} * a.head_dim
                 : static_cast<T*>(a.k_cache) + slot * kv_row + int64_t{h - a.heads} * a.head_dim;

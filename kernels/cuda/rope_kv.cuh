@@ -26,4 +26,17 @@ struct rope_kv_args {
 /// cache. Slots past num_slots are skipped.
 cudaError_t rope_write_kv(dtype type, const rope_kv_args& a, cudaStream_t stream);
 
+#ifdef __CUDACC__
+/// One rotate-half pair (u at element i, w at i + head_dim / 2) at angle pos * inv_freq, as Hugging
+/// Face computes it (float32 angle, float32 cosine and sine). rope_write_kv and decode attention's
+/// fused RoPE both rotate through this, so the two paths give the same values.
+__device__ __forceinline__ void rotate_half_pair(float u, float w, float pos, float inv_freq, float& first,
+                                                 float& second) {
+  float s, c;
+  sincosf(pos * inv_freq, &s, &c);
+  first = u * c - w * s;
+  second = w * c + u * s;
+}
+#endif
+
 }  // namespace troupe::kernels::cuda
